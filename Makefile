@@ -1,0 +1,33 @@
+# The two commands of the README: `make run` (the main job) and `make test` (the test suite).
+# Each creates .venv and installs what is needed on first use; a GPU-less machine gets the
+# CPU build of PyTorch, a machine with nvidia-smi gets PyPI's default (CUDA) build.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+TORCH_CPU_VERSION ?= 2.13.0
+HAS_GPU := $(shell command -v nvidia-smi >/dev/null 2>&1 && echo yes)
+PIP := $(BIN)/python -m pip install --disable-pip-version-check
+
+.PHONY: run test test-slow lint install
+run: $(VENV)/.installed
+	$(BIN)/forethought eval --video
+
+test: $(VENV)/.installed lint
+	$(BIN)/python -m pytest
+
+test-slow: $(VENV)/.installed
+	$(BIN)/python -m pytest -m slow
+
+lint: $(VENV)/.installed
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml Makefile
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+ifneq ($(HAS_GPU),yes)
+	$(PIP) --retries 0 --timeout 10 --extra-index-url https://download.pytorch.org/whl/cpu "torch==$(TORCH_CPU_VERSION)"
+endif
+	$(PIP) -e ".[dev,minigrid,crafter]"
+	touch $@

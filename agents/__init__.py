@@ -1,0 +1,1 @@
+"""Policies, planners and their losses, trained inside world models: pure torch, no Ray, W&B or envs."""

@@ -1,0 +1,122 @@
+"""The ``forethought`` command line: ``envs`` lists tasks, ``eval`` runs a policy and reports."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import textwrap
+from collections.abc import Sequence
+
+from forethought import __version__
+from forethought.config import ConfigError, available_presets, describe_fields, load_config
+
+PRESET_HELP = "YAML presets from configs/ (or paths to .yaml files), stacked left to right"
+OVERRIDE_HELP = "dotted overrides applied after the presets, e.g. eval.episodes=5 env.id=forethought/KeyDoor-v0"
+
+
+def _fields_epilog() -> str:
+    rows = [f"  {name:<22} {default:<32} {doc}" for name, default, doc in describe_fields()]
+    return (
+        f"presets: {', '.join(available_presets())}\n\nconfig fields (set with KEY=VALUE):\n"
+        + "\n".join(rows)
+        + "\n\nexample:\n  forethought eval -c keydoor debug eval.video=true"
+    )
+
+
+def _add_config_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("-c", "--configs", nargs="+", default=[], metavar="PRESET", help=PRESET_HELP)
+    parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help=OVERRIDE_HELP)
+    parser.add_argument("--print-config", action="store_true", help="print the resolved config as YAML and exit")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="forethought",
+        description="Forethought: model-based hierarchical reinforcement learning on PyTorch and Ray RLlib.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="Run `forethought COMMAND --help` for the options of each command.",
+    )
+    parser.add_argument("--version", action="version", version=f"forethought {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    envs_parser = commands.add_parser(
+        "envs", help="list the built-in tasks and which optional suites are installed",
+        description="List the built-in tasks and which optional suites (MiniGrid, Crafter) are installed.",
+    )
+    envs_parser.add_argument("--json", action="store_true", help="print the listing as JSON")
+
+    eval_parser = commands.add_parser(
+        "eval", help="run a policy for N episodes and write a JSON report (and a video)",
+        description=textwrap.dedent("""\
+            Run a policy for eval.episodes episodes on env.id and write config.yaml, eval.json
+            (per-episode returns and lengths, mean, std, 95% CI, env steps per second) and, with
+            eval.video=true, a video of the first episode into the run folder."""),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=_fields_epilog(),
+    )
+    _add_config_args(eval_parser)
+    eval_parser.add_argument("--episodes", type=int, help="shortcut for eval.episodes=N")
+    eval_parser.add_argument("--video", action="store_true", help="shortcut for eval.video=true")
+    eval_parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    return parser
+
+
+def _cmd_envs(args: argparse.Namespace) -> int:
+    import envs
+
+    suites = envs.installed_suites()
+    if args.json:
+        tasks = [{"id": t.id, "description": t.description, "max_episode_steps": t.max_episode_steps}
+                 for t in envs.BUILTIN_TASKS]
+        print(json.dumps({"builtin": tasks, "suites": suites}, indent=2))
+        return 0
+    print("Built-in tasks (registered with gymnasium once `envs` is imported):")
+    for task in envs.BUILTIN_TASKS:
+        print(f"  {task.id:<34} {task.description} ({task.max_episode_steps} steps)")
+    print("\nOptional suites:")
+    for name, version in suites.items():
+        state = f"installed ({version})" if version else f"not installed: pip install 'forethought[{name}]'"
+        print(f"  {name:<10} {state}")
+    print("\nAny registered gymnasium id and 'module:Class' (your own gymnasium.Env) work too.")
+    return 0
+
+
+def _cmd_eval(args: argparse.Namespace) -> int:
+    from forethought.evaluate import evaluate, format_report
+
+    # nargs="+" of --configs also swallows the KEY=VALUE words that follow it
+    presets = [word for word in args.configs if "=" not in word]
+    overrides = [word for word in args.configs if "=" in word] + list(args.overrides)
+    if args.episodes is not None:
+        overrides.append(f"eval.episodes={args.episodes}")
+    if args.video:
+        overrides.append("eval.video=true")
+    config = load_config(presets, overrides)
+    if args.print_config:
+        import yaml
+
+        print(yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False), end="")
+        return 0
+    report = evaluate(config, progress=not args.quiet)
+    print(format_report(report))
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the console script; bad input exits 2 with one sentence, not a traceback."""
+    import envs
+
+    args = build_parser().parse_args(argv)
+    try:
+        return {"envs": _cmd_envs, "eval": _cmd_eval}[args.command](args)
+    except (ConfigError, envs.EnvError) as error:
+        print(f"forethought: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("forethought: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

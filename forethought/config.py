@@ -1,0 +1,193 @@
+"""Typed configuration: YAML presets stacked left to right, then dotted overrides, then validation.
+
+Every field is documented by the docstring under it, which ``--help`` prints. A config is frozen
+once loaded; derived values (the run folder) are filled in by ``load_config`` and nothing writes
+into it later.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationError
+
+PRESET_DIR = Path(__file__).resolve().parent.parent / "configs"
+
+
+class ConfigError(ValueError):
+    """A preset, key or value that the config does not accept; the message names what would be."""
+
+
+class Section(BaseModel):
+    """Base of every config section: unknown keys are refused, fields are frozen and documented."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True, validate_default=True)
+
+
+class EnvConfig(Section):
+    """Which environment to run and how it is wrapped."""
+
+    id: str = "forethought/PinPadVector3-v0"
+    """Env id: a built-in task (see `forethought envs`), a gymnasium id, a MiniGrid or Crafter id, or module:Class."""
+    image_size: tuple[PositiveInt, PositiveInt] = (64, 64)
+    """Height and width that image observations are resized to."""
+    action_repeat: PositiveInt = 1
+    """Env steps per agent action; rewards over the repeated steps are summed."""
+    time_limit: int = Field(0, ge=0)
+    """Episode limit in env steps; 0 keeps the env's own limit."""
+    options: dict[str, Any] = {}
+    """Keyword arguments for the env's constructor, e.g. {size: 10} for KeyDoor."""
+
+
+class EvalConfig(Section):
+    """How `forethought eval` runs and records a policy."""
+
+    episodes: PositiveInt = 10
+    """Number of episodes to run."""
+    policy: Literal["random"] = "random"
+    """Policy to evaluate; 'random' samples uniformly from the action space."""
+    video: bool = False
+    """Write a video of the first episode into the run folder."""
+    video_format: Literal["mp4", "gif"] = "mp4"
+    """Container of the video."""
+    video_fps: PositiveInt = 15
+    """Frames per second of the video."""
+
+
+class RunConfig(Section):
+    """Where a run lives and how it is seeded."""
+
+    dir: str = ""
+    """Run folder; empty picks runs/<env>-seed<seed>. The folder is the run: config, reports, videos."""
+    seed: int = Field(0, ge=0)
+    """Seed of the env, the policy and everything random in the run."""
+
+
+class Config(Section):
+    """The whole configuration of a Forethought run."""
+
+    env: EnvConfig = EnvConfig()
+    """The environment."""
+    eval: EvalConfig = EvalConfig()
+    """Evaluation."""
+    run: RunConfig = RunConfig()
+    """The run folder and seed."""
+
+
+# --- presets and overrides ---------------------------------------------------------------
+
+
+def available_presets() -> list[str]:
+    """Names of the YAML presets shipped in configs/."""
+    return sorted(path.stem for path in PRESET_DIR.glob("*.yaml"))
+
+
+def read_preset(name: str) -> dict[str, Any]:
+    """A preset's contents, by name in configs/ or by path to a YAML file."""
+    path = Path(name)
+    if not (path.suffix in (".yaml", ".yml") and path.is_file()):
+        path = PRESET_DIR / f"{name}.yaml"
+    if not path.is_file():
+        raise ConfigError(f"unknown preset '{name}'; available presets: {', '.join(available_presets())}, "
+                          "or a path to a .yaml file")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as error:
+        raise ConfigError(f"preset '{name}' is not valid YAML: {error}") from error
+    if not isinstance(data, dict):
+        raise ConfigError(f"preset '{name}' must hold a mapping of config sections, got {type(data).__name__}")
+    return data
+
+
+def merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
+    """Deep-merge ``update`` into a copy of ``base``; mappings merge, everything else replaces."""
+    out = copy.deepcopy(base)
+    for key, value in update.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+_OVERRIDE = re.compile(r"^([A-Za-z_][\w]*(?:\.[A-Za-z_][\w]*)*)=(.*)$", re.DOTALL)
+
+
+def parse_override(text: str) -> dict[str, Any]:
+    """Turn 'a.b.c=value' into {'a': {'b': {'c': value}}}, the value read as YAML."""
+    match = _OVERRIDE.match(text)
+    if not match:
+        raise ConfigError(f"override '{text}' is not of the form section.field=value (e.g. eval.episodes=5)")
+    path, raw = match.groups()
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError as error:
+        raise ConfigError(f"override '{text}' has a value that is not valid YAML: {error}") from error
+    nested: dict[str, Any] = {}
+    for i, key in enumerate(reversed(path.split("."))):
+        nested = {key: value if i == 0 else nested}
+    return nested
+
+
+def _check_keys(model: type[BaseModel], data: dict[str, Any], prefix: str = "") -> None:
+    """Refuse unknown keys with the list of valid ones, before pydantic's own checks."""
+    for key, value in data.items():
+        name = f"{prefix}{key}"
+        if key not in model.model_fields:
+            where = f"in '{prefix[:-1]}'" if prefix else "at the top level"
+            raise ConfigError(f"unknown config key '{name}'; valid keys {where}: {', '.join(model.model_fields)}")
+        annotation = model.model_fields[key].annotation
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            if not isinstance(value, dict):
+                raise ConfigError(f"config key '{name}' is a section; give its fields, e.g. {name}.<field>=value")
+            _check_keys(annotation, value, f"{name}.")
+
+
+def validate(data: dict[str, Any]) -> Config:
+    """Build a Config from plain data, or raise ConfigError naming the field, value and what is accepted."""
+    _check_keys(Config, data)
+    try:
+        return Config.model_validate(data)
+    except ValidationError as error:
+        first = error.errors()[0]
+        field = ".".join(str(part) for part in first["loc"])
+        raise ConfigError(f"bad value {first['input']!r} for config field '{field}': {first['msg']}") from None
+
+
+def load_config(presets: Sequence[str] = (), overrides: Sequence[str] = ()) -> Config:
+    """Stack presets left to right, apply dotted overrides, validate and derive the run folder."""
+    data: dict[str, Any] = {}
+    for name in presets:
+        data = merge(data, read_preset(name))
+    for text in overrides:
+        data = merge(data, parse_override(text))
+    config = validate(data)
+    if not config.run.dir:
+        slug = re.sub(r"[^\w.-]+", "-", config.env.id).strip("-")
+        run = config.run.model_copy(update={"dir": f"runs/{slug}-seed{config.run.seed}"})
+        config = config.model_copy(update={"run": run})
+    return config
+
+
+def save_config(config: Config, path: Path) -> None:
+    """Write the resolved config as YAML, so that a run folder says exactly what ran."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False))
+
+
+def describe_fields(model: type[BaseModel] = Config, prefix: str = "") -> list[tuple[str, str, str]]:
+    """(dotted name, default, docstring) of every leaf field, for --help."""
+    rows = []
+    for name, field in model.model_fields.items():
+        annotation = field.annotation
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            rows += describe_fields(annotation, f"{prefix}{name}.")
+        else:
+            rows.append((f"{prefix}{name}", repr(field.default), field.description or ""))
+    return rows
+

@@ -1,0 +1,1 @@
+"""Predictive world models learned from raw experience: pure torch, no Ray, W&B or envs."""
