@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import difflib
 import importlib
+import os
+import sys
 from dataclasses import dataclass
 from typing import Any
 
@@ -59,8 +61,10 @@ def register_all() -> None:
 
 
 def load_class(spec: str) -> type[gym.Env]:
-    """Import ``module:Class`` and check that it is a gymnasium env class."""
+    """Import ``module:Class`` (also from the working folder) and check that it is a gymnasium env class."""
     module_name, _, class_name = spec.partition(":")
+    if os.getcwd() not in sys.path:  # a user's own module in the folder they run from
+        sys.path.append(os.getcwd())
     try:
         module = importlib.import_module(module_name)
     except ImportError as error:

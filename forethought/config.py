@@ -8,6 +8,8 @@ into it later.
 from __future__ import annotations
 
 import copy
+import functools
+import itertools
 import re
 from collections.abc import Sequence
 from pathlib import Path
@@ -155,8 +157,14 @@ def validate(data: dict[str, Any]) -> Config:
         return Config.model_validate(data)
     except ValidationError as error:
         first = error.errors()[0]
-        field = ".".join(str(part) for part in first["loc"])
-        raise ConfigError(f"bad value {first['input']!r} for config field '{field}': {first['msg']}") from None
+        names = list(itertools.takewhile(lambda part: isinstance(part, str), first["loc"]))
+        items = first["loc"][len(names) :]
+        value = functools.reduce(lambda node, key: node[key], names, data)
+        if items and first["type"] == "missing":
+            reason = f"too few items (item {items[0]} is missing)"
+        else:
+            reason = first["msg"] + (f" (item {items[0]})" if items else "")
+        raise ConfigError(f"bad value {value!r} for config field '{'.'.join(names)}': {reason}") from None
 
 
 def load_config(presets: Sequence[str] = (), overrides: Sequence[str] = ()) -> Config:
