@@ -53,7 +53,7 @@ def main() -> None:
         for repeat in range(repeats):  # alternate the two sides
             raw_samples.append(steps_per_second(raw, steps, repeat))
             wrapped_samples.append(steps_per_second(wrapped, steps, repeat))
-        ratios = [w / r for w, r in zip(wrapped_samples, raw_samples)]
+        ratios = [w / r for w, r in zip(wrapped_samples, raw_samples, strict=True)]
         rows.append({"env": env_id, "raw_steps_per_s": spread(raw_samples),
                      "wrapped_steps_per_s": spread(wrapped_samples), "ratio": spread(ratios)})
     table = [{"env": r["env"], "raw steps/s": f"{r['raw_steps_per_s']['median']:,.0f}",

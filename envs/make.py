@@ -64,7 +64,7 @@ def load_class(spec: str) -> type[gym.Env]:
     """Import ``module:Class`` (also from the working folder) and check that it is a gymnasium env class."""
     module_name, _, class_name = spec.partition(":")
     if os.getcwd() not in sys.path:  # a user's own module in the folder they run from
-        sys.path.append(os.getcwd())
+        sys.path.insert(0, os.getcwd())
     try:
         module = importlib.import_module(module_name)
     except ImportError as error:
@@ -130,6 +130,8 @@ def make(
         raise
     except (TypeError, ValueError) as error:  # an option the env's constructor refuses
         raise EnvError(f"env '{env_id}' refused its options {options}: {error}") from error
+    if action_repeat < 1:
+        raise EnvError(f"action_repeat must be a whole number of at least 1, got {action_repeat!r}")
     env = adapt_actions(env)
     env = gym.wrappers.RecordEpisodeStatistics(env)  # inside action repeat: lengths count env steps
     if action_repeat != 1:

@@ -203,7 +203,7 @@ def adapt_actions(env: gym.Env) -> gym.Env:
     if isinstance(space, spaces.Box) and space.is_bounded("both"):
         if np.all(space.low == -1) and np.all(space.high == 1):
             return env
-        return gym.wrappers.RescaleAction(env, np.float32(-1.0), np.float32(1.0))
+        return gym.wrappers.RescaleAction(env, space.dtype.type(-1.0), space.dtype.type(1.0))
     raise UnsupportedSpaceError(f"action space {space} is not supported; accepted: {SUPPORTED_ACTIONS}")
 
 

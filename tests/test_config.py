@@ -56,7 +56,7 @@ def test_parse_override_nests_dotted_keys():
 
 @pytest.mark.parametrize("text", ["episodes", "=3", "eval..episodes=3"])
 def test_malformed_override_says_the_form(text):
-    with pytest.raises(ConfigError, match="section.field=value"):
+    with pytest.raises(ConfigError, match=r"section\.field=value"):
         load_config([], [text])
 
 
@@ -95,7 +95,7 @@ def test_a_section_cannot_be_replaced_by_a_value():
 
 
 def test_unknown_preset_lists_the_available_ones():
-    with pytest.raises(ConfigError, match="available presets: .*debug"):
+    with pytest.raises(ConfigError, match=r"available presets: .*debug"):
         load_config(["nope"])
 
 

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from gymnasium.utils.env_checker import check_env
 
-import envs  # noqa: F401  (registers the tasks)
+import envs
 from envs.grid import MOVES
 from envs.pinpad import CELEBRATION_STEPS, CELEBRATION_TINT, HEIGHT, LAYOUTS, PAD_COLOURS, WIDTH, PinPad
 

@@ -35,5 +35,5 @@ def test_videos_hold_every_frame_enlarged(tmp_path, suffix):
 def test_video_refuses_nothing_and_unknown_suffixes(tmp_path):
     with pytest.raises(ValueError, match="no frames"):
         write_video([], tmp_path / "a.mp4")
-    with pytest.raises(ValueError, match=".mp4 or .gif"):
+    with pytest.raises(ValueError, match=r"\.mp4 or \.gif"):
         write_video([np.zeros((8, 8, 3), np.uint8)], tmp_path / "a.avi")
