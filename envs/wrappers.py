@@ -203,7 +203,9 @@ def adapt_actions(env: gym.Env) -> gym.Env:
     if isinstance(space, spaces.Box) and space.is_bounded("both"):
         if np.all(space.low == -1) and np.all(space.high == 1):
             return env
-        return gym.wrappers.RescaleAction(env, space.dtype.type(-1.0), space.dtype.type(1.0))
+        # bounds in the space's own dtype: float32 bounds on a float64 space overflow in gymnasium's cast
+        low, high = np.full(space.shape, -1.0, space.dtype), np.full(space.shape, 1.0, space.dtype)
+        return gym.wrappers.RescaleAction(env, low, high)
     raise UnsupportedSpaceError(f"action space {space} is not supported; accepted: {SUPPORTED_ACTIONS}")
 
 

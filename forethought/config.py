@@ -157,7 +157,7 @@ def validate(data: dict[str, Any]) -> Config:
         return Config.model_validate(data)
     except ValidationError as error:
         first = error.errors()[0]
-        names = list(itertools.takewhile(lambda part: isinstance(part, str), first["loc"]))
+        names = [str(part) for part in itertools.takewhile(lambda part: isinstance(part, str), first["loc"])]
         items = first["loc"][len(names) :]
         value = functools.reduce(lambda node, key: node[key], names, data)
         if items and first["type"] == "missing":
