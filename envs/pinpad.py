@@ -62,9 +62,9 @@ def build_layout(num_pads: int) -> np.ndarray:
 class PinPad(GridTask):
     """Visual Pin Pad with ``num_pads`` pads; ``obs_type`` 'image' (64 x 64 x 3) or 'vector'.
 
-    The vector holds the agent's position, the pad it stands on (one-hot, 0 for none), the
-    recent-pad history (one one-hot row per slot, zeros where empty) and the celebration
-    countdown, all scaled into [0, 1].
+    The vector holds the agent's column and row (one-hot over the walled interior), the pad it
+    stands on (one-hot, 0 for none), the recent-pad history (one one-hot row per slot, zeros where
+    empty) and the celebration countdown scaled into [0, 1].
     """
 
     def __init__(self, num_pads: int = 4, obs_type: str = "image", render_mode: str | None = None):
@@ -75,7 +75,7 @@ class PinPad(GridTask):
         self.target = tuple(range(1, num_pads + 1))
         free = np.argwhere(self.layout == 0)
         self._spawns = [(int(x), int(y)) for x, y in free]
-        size = 2 + (num_pads + 1) + num_pads * num_pads + 1
+        size = (WIDTH - 2) + (HEIGHT - 2) + (num_pads + 1) + num_pads * num_pads + 1
         super().__init__(obs_type, size, render_mode)
         self.history: deque[int] = deque(maxlen=num_pads)
         self.pos = self._spawns[0]
@@ -133,7 +133,11 @@ class PinPad(GridTask):
         history = np.zeros((n, n), np.float32)
         for slot, pad in enumerate(self.history):
             history[slot, pad - 1] = 1.0
-        position = np.array([self.pos[0] / (WIDTH - 1), self.pos[1] / (HEIGHT - 1)], np.float32)
+        # one-hot rows and columns of the walled interior: a one-cell move changes two entries by 1,
+        # a far stronger signal to learn from than a coordinate that moves by 1/15
+        position = np.zeros(WIDTH - 2 + HEIGHT - 2, np.float32)
+        position[self.pos[0] - 1] = 1.0
+        position[WIDTH - 2 + self.pos[1] - 1] = 1.0
         countdown = np.array([self.countdown / CELEBRATION_STEPS], np.float32)
         return np.concatenate([position, current, history.ravel(), countdown])
 

@@ -1,0 +1,130 @@
+"""The recurrent state-space model: a deterministic GRU state plus categorical latents.
+
+States are dicts of tensors: ``deter`` [..., D], ``stoch`` [..., S, C] (one-hot samples) and
+``logits`` [..., S, C]. Batches follow the Dreamer convention: ``action[:, t]`` is the action taken
+after seeing observation t, so step t is reached with ``action[:, t - 1]``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from torch import nn
+
+from world_models.config import WorldModelConfig
+from world_models.distributions import CategoricalLatent
+from world_models.networks import MLP, GRUCell
+
+State = dict[str, torch.Tensor]
+Policy = Callable[[State], torch.Tensor]
+
+
+def stack_states(states: list[State], dim: int = 1) -> State:
+    """Stack a list of per-step states along the time axis."""
+    return {key: torch.stack([s[key] for s in states], dim) for key in states[0]}
+
+
+class RSSM(nn.Module):
+    """Recurrent state-space model with discrete latents (DreamerV3)."""
+
+    def __init__(self, embed_dim: int, action_dim: int, config: WorldModelConfig):
+        super().__init__()
+        c = config
+        self.config, self.action_dim = c, action_dim
+        latent = c.stoch * c.classes
+        self.img_in = MLP(latent + action_dim, c.hidden, 1)
+        self.gru = GRUCell(c.hidden, c.deter, c.blocks)
+        self.prior_net = nn.Sequential(MLP(c.deter, c.hidden, 1), nn.Linear(c.hidden, latent))
+        self.post_net = nn.Sequential(MLP(c.deter + embed_dim, c.hidden, 1), nn.Linear(c.hidden, latent))
+        self.initial_deter = nn.Parameter(torch.zeros(c.deter))
+        self.feat_dim = c.deter + latent
+
+    # --- pieces -----------------------------------------------------------------------------
+    def _latent(self, logits: torch.Tensor, sample: bool) -> State:
+        logits = logits.reshape(*logits.shape[:-1], self.config.stoch, self.config.classes)
+        dist = CategoricalLatent(logits, self.config.unimix)
+        return {"stoch": dist.sample() if sample else dist.mode(), "logits": dist.logits}
+
+    def initial(self, batch_size: int) -> State:
+        """The learned start state, the same for every sequence."""
+        deter = torch.tanh(self.initial_deter).expand(batch_size, -1)
+        return {"deter": deter, **self._latent(self.prior_net(deter), sample=False)}
+
+    def feat(self, state: State) -> torch.Tensor:
+        """The features heads read: deterministic state and flattened latents, [..., D + S * C]."""
+        return torch.cat([state["deter"], state["stoch"].flatten(-2)], -1)
+
+    def img_step(self, state: State, action: torch.Tensor, sample: bool = True) -> State:
+        """One step of the prior: the next state predicted from a state and the action taken there."""
+        x = self.img_in(torch.cat([state["stoch"].flatten(-2), action], -1))
+        deter = self.gru(x, state["deter"])
+        return {"deter": deter, **self._latent(self.prior_net(deter), sample)}
+
+    def obs_step(self, state: State, action: torch.Tensor, embed: torch.Tensor, is_first: torch.Tensor,
+                 sample: bool = True) -> tuple[State, State]:
+        """One step of the posterior: (posterior, prior) at an observation, resetting where ``is_first``."""
+        keep = (~is_first.bool()).float()
+        init = self.initial(embed.shape[0])
+        state = {k: v * keep.view(-1, *[1] * (v.dim() - 1)) + init[k] * (1 - keep.view(-1, *[1] * (v.dim() - 1)))
+                 for k, v in state.items()}
+        action = action * keep.unsqueeze(-1)
+        prior = self.img_step(state, action, sample)
+        post = {"deter": prior["deter"],
+                **self._latent(self.post_net(torch.cat([prior["deter"], embed], -1)), sample)}
+        return post, prior
+
+    # --- sequences --------------------------------------------------------------------------
+    def observe(self, embed: torch.Tensor, action: torch.Tensor, is_first: torch.Tensor,
+                state: State | None = None, prev_action: torch.Tensor | None = None,
+                sample: bool = True) -> tuple[State, State]:
+        """Posteriors and priors [B, T, ...] over a sequence.
+
+        Args:
+            embed: encoder output [B, T, E].
+            action: [B, T, A]; ``action[:, t]`` is taken after observation t.
+            is_first: [B, T] bool; the state is reset to the initial one where true.
+            state, prev_action: where to continue from (the last posterior and the action taken
+                there); by default the initial state and a zero action.
+        """
+        batch, steps = embed.shape[:2]
+        assert action.shape[:2] == (batch, steps), f"action {tuple(action.shape)} vs embed {tuple(embed.shape)}"
+        assert is_first.shape == (batch, steps), f"is_first {tuple(is_first.shape)} vs embed {tuple(embed.shape)}"
+        if state is None:
+            state = self.initial(batch)
+        if prev_action is None:
+            prev_action = torch.zeros_like(action[:, 0])
+        prev_actions = torch.cat([prev_action.unsqueeze(1), action[:, :-1]], 1)
+        posts, priors = [], []
+        for t in range(steps):
+            post, prior = self.obs_step(state, prev_actions[:, t], embed[:, t], is_first[:, t], sample)
+            posts.append(post)
+            priors.append(prior)
+            state = post
+        return stack_states(posts), stack_states(priors)
+
+    def imagine(self, policy: Policy, start: State, horizon: int, sample: bool = True) -> State:
+        """Roll the prior forward ``horizon`` steps under ``policy`` from ``start`` states [N, ...].
+
+        Returns states [N, horizon + 1, ...] (the start first) with ``action`` [N, horizon + 1, A],
+        the policy's action in each state.
+        """
+        state = {k: start[k] for k in ("deter", "stoch", "logits")}
+        states, actions = [state], []
+        for _ in range(horizon):
+            action = policy(state)
+            actions.append(action)
+            state = self.img_step(state, action, sample)
+            states.append(state)
+        actions.append(policy(state))
+        trajectory = stack_states(states)
+        trajectory["action"] = torch.stack(actions, 1)
+        return trajectory
+
+    def open_loop(self, start: State, actions: torch.Tensor, sample: bool = False) -> State:
+        """Predict states [B, K, ...] from ``start`` under given actions [B, K, A] (action k leads to state k)."""
+        state, states = start, []
+        for k in range(actions.shape[1]):
+            state = self.img_step(state, actions[:, k], sample)
+            states.append(state)
+        return stack_states(states)

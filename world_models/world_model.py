@@ -1,0 +1,263 @@
+"""The world model: encoder, RSSM, decoder, reward and continue heads, their losses and one update step.
+
+A batch is a dict of tensors [B, T, ...]: the observation keys, ``action`` [B, T, A] (taken after
+seeing observation t), ``reward`` [B, T] (received on arriving at observation t), ``is_first`` and
+``is_terminal`` [B, T].
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from world_models.config import WorldModelConfig
+from world_models.distributions import CategoricalLatent, TwoHot, kl_categorical, symexp, twohot_bins
+from world_models.networks import MLP, MultiDecoder, MultiEncoder
+from world_models.rssm import RSSM, State
+
+FORMAT = "forethought.world_model"
+FORMAT_VERSION = 1
+
+
+class CheckpointError(ValueError):
+    """A weights file that is corrupt, of another format or version, or of another model size."""
+
+
+class WorldModel(nn.Module):
+    """DreamerV3's world model over dict observations, with its optimiser."""
+
+    bins: torch.Tensor
+
+    def __init__(self, obs_space: Mapping[str, Sequence[int]], action_dim: int,
+                 config: WorldModelConfig | None = None):
+        super().__init__()
+        self.config = c = config or WorldModelConfig()
+        self.obs_space = {k: tuple(int(d) for d in shape) for k, shape in obs_space.items()}
+        self.action_dim = int(action_dim)
+        self.encoder = MultiEncoder(self.obs_space, c.cnn_keys, c.mlp_keys, c.depth, c.units, c.layers)
+        self.rssm = RSSM(self.encoder.out_dim, self.action_dim, c)
+        feat = self.rssm.feat_dim
+        self.decoder = MultiDecoder(feat, self.obs_space, c.cnn_keys, c.mlp_keys, c.depth, c.units, c.layers)
+        reward_out = nn.Linear(c.units, c.bins)
+        # zero-initialised reward output: predictions start at exactly 0 instead of a random value
+        nn.init.zeros_(reward_out.weight)
+        nn.init.zeros_(reward_out.bias)
+        self.reward_head = nn.Sequential(MLP(feat, c.units, c.layers), reward_out)
+        self.cont_head = nn.Sequential(MLP(feat, c.units, c.layers), nn.Linear(c.units, 1))
+        self.register_buffer("bins", twohot_bins(c.bins), persistent=False)
+        self.optimizer = torch.optim.Adam(self.parameters(), lr=c.lr, eps=c.eps)
+
+    @property
+    def keys(self) -> list[str]:
+        """The observation keys the model encodes and predicts."""
+        return self.encoder.cnn_keys + self.encoder.mlp_keys
+
+    def _check(self, batch: Mapping[str, torch.Tensor]) -> tuple[int, int]:
+        for key in ("action", "reward", "is_first", "is_terminal", *self.keys):
+            if key not in batch:
+                needed = ["action", "reward", "is_first", "is_terminal", *self.keys]
+                raise KeyError(f"batch has no '{key}'; it needs {needed}")
+        batch_size, steps = batch["reward"].shape
+        for key in self.keys:
+            expected = (batch_size, steps, *self.obs_space[key])
+            shape = tuple(batch[key].shape)
+            assert shape == expected, f"batch['{key}'] is {shape}, expected {expected}"
+        assert batch["action"].shape == (batch_size, steps, self.action_dim), (
+            f"batch['action'] is {tuple(batch['action'].shape)}, expected {(batch_size, steps, self.action_dim)}")
+        for key, value in batch.items():
+            if value.is_floating_point() and not torch.isfinite(value).all():
+                raise FloatingPointError(f"batch['{key}'] holds NaN or infinite values")
+        return batch_size, steps
+
+    def compile_parts(self, **options: Any) -> None:
+        """``torch.compile`` the encoder, decoder, heads and the RSSM's single steps, in place.
+
+        The sequence loops stay in Python: compiling one step keeps compile time short and the
+        graph the same for every sequence length. Weight names do not change.
+        """
+        for module in (self.encoder, self.decoder, self.reward_head, self.cont_head):
+            module.compile(**options)
+        self.rssm.img_step = torch.compile(self.rssm.img_step, **options)  # type: ignore[method-assign]
+        self.rssm.obs_step = torch.compile(self.rssm.obs_step, **options)  # type: ignore[method-assign]
+
+    # --- the model ------------------------------------------------------------------------
+    def observe(self, batch: Mapping[str, torch.Tensor], sample: bool = True) -> tuple[State, State]:
+        """Posterior and prior states [B, T, ...] of a batch."""
+        self._check(batch)
+        embed = self.encoder({k: batch[k] for k in self.keys})
+        return self.rssm.observe(embed, batch["action"].float(), batch["is_first"], sample=sample)
+
+    def imagine(self, policy: Any, start: State, horizon: int) -> State:
+        """Imagined trajectory [N, horizon + 1, ...] from start states under ``policy``."""
+        return self.rssm.imagine(policy, start, horizon)
+
+    def reward(self, feat: torch.Tensor) -> torch.Tensor:
+        """Predicted reward in raw units."""
+        return TwoHot(self.reward_head(feat), self.bins).mean()
+
+    def cont(self, feat: torch.Tensor) -> torch.Tensor:
+        """Predicted probability that the episode continues."""
+        return torch.sigmoid(self.cont_head(feat).squeeze(-1))
+
+    # --- losses and update ----------------------------------------------------------------
+    def loss(self, batch: Mapping[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
+        """The world-model loss of a batch and its metrics; changes no state."""
+        loss, metrics, _ = self.loss_and_states(batch)
+        return loss, metrics
+
+    def loss_and_states(self, batch: Mapping[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float], State]:
+        """Loss, metrics and the posterior states (to start imagination from)."""
+        c = self.config
+        post, prior = self.observe(batch)
+        feat = self.rssm.feat(post)
+        losses = {f"loss_{k}": v for k, v in self.decoder.loss(self.decoder(feat), batch).items()}
+        losses["loss_reward"] = -TwoHot(self.reward_head(feat), self.bins).log_prob(batch["reward"].float())
+        cont_target = 1.0 - batch["is_terminal"].float()
+        losses["loss_cont"] = F.binary_cross_entropy_with_logits(
+            self.cont_head(feat).squeeze(-1), cont_target, reduction="none")
+        prediction = sum(losses.values())
+        dyn_kl, _, dyn, rep = kl_balance(post["logits"], prior["logits"], c.free_nats)
+        total = (prediction + c.dyn_scale * dyn + c.rep_scale * rep).mean()
+        values = {f"world_model/{k}": v.mean() for k, v in losses.items()}
+        values.update({
+            "world_model/loss": total,
+            "world_model/loss_dyn": dyn.mean(),
+            "world_model/loss_rep": rep.mean(),
+            "world_model/kl": dyn_kl.mean(),
+            "world_model/post_entropy": CategoricalLatent(post["logits"], 0.0).entropy().mean(),
+            "world_model/prior_entropy": CategoricalLatent(prior["logits"], 0.0).entropy().mean(),
+        })
+        # one device-to-host copy for all metrics instead of one per value
+        metrics = dict(zip(values, torch.stack([v.detach().float() for v in values.values()]).tolist(), strict=True))
+        return total, metrics, post
+
+    def update(self, batch: Mapping[str, torch.Tensor]) -> dict[str, float]:
+        """One optimiser step on the world-model loss, with gradient-norm clipping."""
+        self.optimizer.zero_grad(set_to_none=True)
+        loss, metrics = self.loss(batch)
+        if not torch.isfinite(loss):
+            raise FloatingPointError(f"world-model loss is {float(loss)}; metrics: {metrics}")
+        loss.backward()
+        norm = nn.utils.clip_grad_norm_(self.parameters(), self.config.grad_clip)
+        self.optimizer.step()
+        metrics["world_model/grad_norm"] = float(norm)
+        return metrics
+
+    # --- inspection -----------------------------------------------------------------------
+    @torch.no_grad()
+    def report(self, batch: Mapping[str, torch.Tensor], context: int = 5) -> dict[str, torch.Tensor]:
+        """Open-loop prediction: observe the first ``context`` steps, predict the rest from actions alone.
+
+        Returns, per image key, uint8 videos [B, T, H, W, C] ``openloop/<key>_true``, ``_pred``
+        (reconstructions for the context, predictions after it) and ``_error``; per vector key,
+        per-step mean squared errors [T - context] of the prediction (``openloop/<key>_mse``)
+        and of copying the last observed vector (``openloop/<key>_copy_mse``).
+        """
+        _, steps = self._check(batch)
+        if not 0 < context < steps:
+            raise ValueError(f"context must be between 1 and {steps - 1} for sequences of {steps} steps, got {context}")
+        embed = self.encoder({k: batch[k] for k in self.keys})
+        action = batch["action"].float()
+        post, _ = self.rssm.observe(embed[:, :context], action[:, :context], batch["is_first"][:, :context],
+                                    sample=False)
+        start = {k: v[:, -1] for k, v in post.items()}
+        prior = self.rssm.open_loop(start, action[:, context - 1 : -1])
+        feat = torch.cat([self.rssm.feat(post), self.rssm.feat(prior)], 1)
+        pred = self.decoder(feat)
+        out: dict[str, torch.Tensor] = {}
+        for key in self.encoder.cnn_keys:
+            true = batch[key]
+            image = ((pred[key] + 0.5) * 255).clamp(0, 255).to(torch.uint8)
+            out[f"openloop/{key}_true"] = true
+            out[f"openloop/{key}_pred"] = image
+            out[f"openloop/{key}_error"] = ((image.float() - true.float()) / 2 + 127.5).to(torch.uint8)
+        for key in self.encoder.mlp_keys:
+            true = batch[key].float()[:, context:]
+            guess = symexp(pred[key][:, context:])
+            copy = batch[key].float()[:, context - 1 : context].expand_as(true)
+            out[f"openloop/{key}_mse"] = (guess - true).square().mean((0, 2))
+            out[f"openloop/{key}_copy_mse"] = (copy - true).square().mean((0, 2))
+        return out
+
+    # --- weights --------------------------------------------------------------------------
+    def save(self, path: str | os.PathLike[str]) -> None:
+        """Write weights and optimiser state with a format version; atomic (temp file, then rename)."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        payload = {
+            "format": FORMAT, "format_version": FORMAT_VERSION, "config": dataclasses.asdict(self.config),
+            "obs_space": {k: list(v) for k, v in self.obs_space.items()}, "action_dim": self.action_dim,
+            "weights": self.state_dict(), "optimizer": self.optimizer.state_dict(),
+        }
+        tmp = path.with_name(path.name + ".tmp")
+        torch.save(payload, tmp)
+        os.replace(tmp, path)
+
+    @staticmethod
+    def read(path: str | os.PathLike[str]) -> dict[str, Any]:
+        """Read a weights file, or raise CheckpointError saying why it cannot be used."""
+        try:
+            payload = torch.load(path, map_location="cpu", weights_only=True)
+        except FileNotFoundError:
+            raise CheckpointError(f"no world-model file at '{path}'") from None
+        except Exception as error:  # torch raises many types for a damaged file
+            raise CheckpointError(
+                f"'{path}' is not a readable world-model file ({type(error).__name__}: {error})") from None
+        if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+            raise CheckpointError(f"'{path}' is not a Forethought world-model file")
+        if payload.get("format_version") != FORMAT_VERSION:
+            raise CheckpointError(f"'{path}' has format version {payload.get('format_version')}; "
+                                  f"this Forethought reads version {FORMAT_VERSION}")
+        return payload
+
+    @classmethod
+    def from_file(cls, path: str | os.PathLike[str]) -> WorldModel:
+        """Build the model a weights file describes and load it."""
+        payload = cls.read(path)
+        model = cls(payload["obs_space"], payload["action_dim"], WorldModelConfig(**payload["config"]))
+        model.load(path, payload)
+        return model
+
+    def load(self, path: str | os.PathLike[str], payload: dict[str, Any] | None = None) -> None:
+        """Load weights and optimiser state; a file of another size or space says which shapes differ."""
+        payload = payload or self.read(path)
+        ours = self.state_dict()
+        theirs = payload["weights"]
+        problems = [f"{k} is {list(v.shape)} in the file but {list(ours[k].shape)} here"
+                    for k, v in theirs.items() if k in ours and v.shape != ours[k].shape]
+        missing = sorted(set(ours) - set(theirs))
+        extra = sorted(set(theirs) - set(ours))
+        if problems or missing or extra:
+            differ = {k: (v, dataclasses.asdict(self.config)[k]) for k, v in payload["config"].items()
+                      if dataclasses.asdict(self.config).get(k) != v}
+            parts = problems[:5] + ([f"missing here: {missing[:5]}"] if extra else []) + (
+                [f"missing in the file: {missing[:5]}"] if missing else [])
+            raise CheckpointError(
+                f"'{path}' holds a different world model: {'; '.join(parts)}"
+                + (f" (config file vs here: {differ})" if differ else "")
+                + (f" (observations file vs here: {payload['obs_space']} vs {self.obs_space})"
+                   if {k: tuple(v) for k, v in payload["obs_space"].items()} != self.obs_space else "")
+            )
+        self.load_state_dict(theirs)
+        self.optimizer.load_state_dict(payload["optimizer"])
+
+
+def kl_balance(post_logits: torch.Tensor, prior_logits: torch.Tensor, free_nats: float
+               ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """DreamerV3's KL balancing with free bits.
+
+    The dynamics loss KL(sg(post) || prior) trains only the prior; the representation loss
+    KL(post || sg(prior)) trains only the posterior. Each is clipped below at ``free_nats``, so
+    steps already within that many nats give no gradient. Returns (dyn_kl, rep_kl, dyn, rep).
+    """
+    # the logits in states are already mixed with the uniform distribution: no second mix here
+    dyn_kl = kl_categorical(post_logits.detach(), prior_logits, unimix=0.0)
+    rep_kl = kl_categorical(post_logits, prior_logits.detach(), unimix=0.0)
+    return dyn_kl, rep_kl, dyn_kl.clamp(min=free_nats), rep_kl.clamp(min=free_nats)
