@@ -117,11 +117,15 @@ def test_vector_observation_holds_position_pad_history_and_countdown():
     env = make(3, "vector")
     obs, *_ = enter(env, 1)
     obs, *_ = enter(env, 2)
-    n = 3
-    assert obs.shape == (2 + (n + 1) + n * n + 1,) and obs.dtype == np.float32
-    np.testing.assert_allclose(obs[:2], [env.pos[0] / (WIDTH - 1), env.pos[1] / (HEIGHT - 1)])
-    np.testing.assert_array_equal(obs[2:6], [0, 0, 1, 0])  # standing on pad 2
-    history = obs[6 : 6 + n * n].reshape(n, n)
+    n, cols, rows = 3, WIDTH - 2, HEIGHT - 2
+    assert obs.shape == (cols + rows + (n + 1) + n * n + 1,) and obs.dtype == np.float32
+    x, y = env.pos
+    expected_position = np.zeros(cols + rows)
+    expected_position[[x - 1, cols + y - 1]] = 1
+    np.testing.assert_array_equal(obs[: cols + rows], expected_position)
+    pad = obs[cols + rows : cols + rows + n + 1]
+    np.testing.assert_array_equal(pad, [0, 0, 1, 0])  # standing on pad 2
+    history = obs[cols + rows + n + 1 : -1].reshape(n, n)
     np.testing.assert_array_equal(history, [[1, 0, 0], [0, 1, 0], [0, 0, 0]])
     assert obs[-1] == 0.0
     obs, *_ = enter(env, 3)

@@ -12,6 +12,7 @@ import re
 from collections.abc import Mapping, Sequence
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from world_models.distributions import symlog
@@ -62,7 +63,9 @@ class GRUCell(nn.Module):
         else:
             # each block's input is [its slice of the state, the whole input]
             self.gates = BlockLinear(blocks * (size // blocks + in_dim), 3 * size, blocks)
-        self.norm = nn.LayerNorm(3 * size)
+        # layer norm within each block, so that blocks stay independent of each other's state
+        self.norm_weight = nn.Parameter(torch.ones(3 * size))
+        self.norm_bias = nn.Parameter(torch.zeros(3 * size))
 
     def forward(self, x: torch.Tensor, state: torch.Tensor) -> torch.Tensor:
         if self.blocks == 1:
@@ -71,10 +74,15 @@ class GRUCell(nn.Module):
             parts = state.reshape(*state.shape[:-1], self.blocks, -1)
             inputs = torch.cat([parts, x.unsqueeze(-2).expand(*parts.shape[:-1], x.shape[-1])], -1)
             inputs = inputs.flatten(-2)
-        gates = self.norm(self.gates(inputs))
-        if self.blocks > 1:  # regroup [block, gate, unit] into [gate, block, unit]
-            gates = gates.reshape(*gates.shape[:-1], self.blocks, 3, -1).transpose(-3, -2).flatten(-2)
-        reset, cand, update = gates.chunk(3, -1)
+        gates = self.gates(inputs)
+        grouped = gates.reshape(*gates.shape[:-1], self.blocks, -1)  # outputs are ordered [block, gate, unit]
+        grouped = F.layer_norm(grouped, grouped.shape[-1:])
+        gates = grouped.flatten(-2) * self.norm_weight + self.norm_bias
+        if self.blocks == 1:
+            reset, cand, update = gates.chunk(3, -1)
+        else:
+            regrouped = gates.reshape(*gates.shape[:-1], self.blocks, 3, -1)
+            reset, cand, update = (g.flatten(-2) for g in regrouped.unbind(-2))
         reset = torch.sigmoid(reset)
         cand = torch.tanh(reset * cand)
         update = torch.sigmoid(update - 1)  # biased towards keeping the state

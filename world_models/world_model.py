@@ -71,8 +71,10 @@ class WorldModel(nn.Module):
             assert shape == expected, f"batch['{key}'] is {shape}, expected {expected}"
         assert batch["action"].shape == (batch_size, steps, self.action_dim), (
             f"batch['action'] is {tuple(batch['action'].shape)}, expected {(batch_size, steps, self.action_dim)}")
-        for key, value in batch.items():
-            if value.is_floating_point() and not torch.isfinite(value).all():
+        floats = [key for key, value in batch.items() if value.is_floating_point()]
+        finite = torch.stack([torch.isfinite(batch[key]).all() for key in floats]).tolist()  # one sync
+        for key, ok in zip(floats, finite, strict=True):
+            if not ok:
                 raise FloatingPointError(f"batch['{key}'] holds NaN or infinite values")
         return batch_size, steps
 
