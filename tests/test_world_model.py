@@ -92,7 +92,7 @@ def test_gradients_reach_every_parameter():
     loss.backward()
     missing = [name for name, p in model.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0]
     assert not missing, f"no gradient reaches {missing}"
-    assert metrics["world_model/loss"] == pytest.approx(float(loss))
+    assert metrics["world_model/loss"] == pytest.approx(loss.item())
 
 
 def test_loss_is_pure_and_update_steps():

@@ -142,15 +142,19 @@ class WorldModel(nn.Module):
 
     def update(self, batch: Mapping[str, torch.Tensor]) -> dict[str, float]:
         """One optimiser step on the world-model loss, with gradient-norm clipping."""
+        return self.update_and_states(batch)[0]
+
+    def update_and_states(self, batch: Mapping[str, torch.Tensor]) -> tuple[dict[str, float], State]:
+        """``update`` that also returns the posterior states, where agents start imagining."""
         self.optimizer.zero_grad(set_to_none=True)
-        loss, metrics = self.loss(batch)
+        loss, metrics, post = self.loss_and_states(batch)
         if not torch.isfinite(loss):
             raise FloatingPointError(f"world-model loss is {float(loss)}; metrics: {metrics}")
         loss.backward()
         norm = nn.utils.clip_grad_norm_(self.parameters(), self.config.grad_clip)
         self.optimizer.step()
         metrics["world_model/grad_norm"] = float(norm)
-        return metrics
+        return metrics, post
 
     # --- inspection -----------------------------------------------------------------------
     @torch.no_grad()

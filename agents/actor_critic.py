@@ -1,0 +1,152 @@
+"""One actor-critic for imagined trajectories: the flat agent's, the manager's and the worker's.
+
+DreamerV3's recipe: a REINFORCE actor with entropy regularisation whose advantages are divided by
+a percentile return scale, and a two-hot symlog critic trained on lambda-returns and regularised
+towards a slow EMA copy of itself. Instances differ only in their action spec, their input size
+(a worker also reads its goal) and their config.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from agents.actions import ActionSpec, PolicyDist
+from world_models.distributions import ReturnNormalizer, TwoHot, twohot_bins
+from world_models.networks import MLP
+
+
+@dataclass(frozen=True)
+class ActorCriticConfig:
+    """Hyperparameters of the actor-critic; defaults follow DreamerV3."""
+
+    units: int = 256
+    """Width of the actor's and critic's MLPs."""
+    layers: int = 2
+    """Hidden layers of each MLP."""
+    bins: int = 255
+    """Bins of the two-hot critic."""
+    discount: float = 1 - 1 / 333
+    """Discount per step (an effective horizon of 333 steps)."""
+    lam: float = 0.95
+    """Lambda of the lambda-returns."""
+    entropy: float = 3e-4
+    """Weight of the actor's entropy bonus."""
+    unimix: float = 0.01
+    """Uniform mix of categorical policies."""
+    slow_rate: float = 0.02
+    """EMA rate of the slow critic, per update."""
+    slow_reg: float = 1.0
+    """Weight of the critic's regulariser towards the slow critic."""
+    actor_lr: float = 3e-5
+    """Adam learning rate of the actor."""
+    critic_lr: float = 3e-5
+    """Adam learning rate of the critic."""
+    eps: float = 1e-5
+    """Adam epsilon."""
+    grad_clip: float = 100.0
+    """Global gradient-norm clip of each network."""
+
+
+def lambda_returns(reward: torch.Tensor, value: torch.Tensor, cont: torch.Tensor,
+                   discount: float, lam: float) -> torch.Tensor:
+    """Lambda-returns [N, H] of a trajectory of H + 1 states.
+
+    ``reward[:, t]`` is received on arriving at state t, ``cont[:, t]`` is the probability that
+    the episode goes on from state t, ``value[:, t]`` estimates the return from state t. With
+    R_H = v_H: R_t = r_{t+1} + discount * c_{t+1} * ((1 - lam) * v_{t+1} + lam * R_{t+1}).
+    """
+    assert reward.shape == value.shape == cont.shape, (
+        f"reward {tuple(reward.shape)}, value {tuple(value.shape)} and cont {tuple(cont.shape)} must match")
+    horizon = reward.shape[1] - 1
+    returns = [value[:, -1]]
+    for t in reversed(range(horizon)):
+        bootstrap = (1 - lam) * value[:, t + 1] + lam * returns[-1]
+        returns.append(reward[:, t + 1] + discount * cont[:, t + 1] * bootstrap)
+    return torch.stack(returns[::-1][:-1], 1)
+
+
+class ActorCritic(nn.Module):
+    """Actor and critic over features ``[..., feat_dim]``, trained on imagined trajectories."""
+
+    def __init__(self, feat_dim: int, spec: ActionSpec, config: ActorCriticConfig | None = None):
+        super().__init__()
+        self.config = c = config or ActorCriticConfig()
+        self.spec = spec
+        self.actor = nn.Sequential(MLP(feat_dim, c.units, c.layers), nn.Linear(c.units, spec.logits_dim))
+        critic_out = nn.Linear(c.units, c.bins)
+        nn.init.zeros_(critic_out.weight)  # values start at exactly 0
+        nn.init.zeros_(critic_out.bias)
+        self.critic = nn.Sequential(MLP(feat_dim, c.units, c.layers), critic_out)
+        self.slow_critic = copy.deepcopy(self.critic).requires_grad_(False)
+        self.register_buffer("bins", twohot_bins(c.bins), persistent=False)
+        self.retnorm = ReturnNormalizer()
+        self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=c.actor_lr, eps=c.eps)
+        self.critic_opt = torch.optim.Adam(self.critic.parameters(), lr=c.critic_lr, eps=c.eps)
+
+    bins: torch.Tensor
+
+    def policy(self, feat: torch.Tensor) -> PolicyDist:
+        """The action distribution in each state."""
+        return PolicyDist(self.spec, self.actor(feat), self.config.unimix)
+
+    def value(self, feat: torch.Tensor, slow: bool = False) -> torch.Tensor:
+        """Expected return [...] of each state, by the critic or its slow copy."""
+        return TwoHot((self.slow_critic if slow else self.critic)(feat), self.bins).mean()
+
+    def loss(self, feat: torch.Tensor, action: torch.Tensor, reward: torch.Tensor, cont: torch.Tensor
+             ) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
+        """Actor and critic losses of an imagined trajectory; pure.
+
+        Args:
+            feat: states [N, H + 1, F], detached from the world model.
+            action: the actions taken in them [N, H + 1, A].
+            reward, cont: predicted reward on arrival and continue probability [N, H + 1].
+        Returns (actor_loss, critic_loss, metrics); metrics are detached tensors.
+        """
+        c = self.config
+        n, steps = feat.shape[:2]
+        assert action.shape[:2] == (n, steps) and reward.shape == cont.shape == (n, steps), (
+            f"feat {tuple(feat.shape)}, action {tuple(action.shape)}, reward {tuple(reward.shape)}, "
+            f"cont {tuple(cont.shape)} must share [N, H + 1]")
+        with torch.no_grad():
+            value = self.value(feat)
+            returns = lambda_returns(reward, value, cont, c.discount, c.lam)  # [N, H]
+            # a state's weight: the discounted chance that the episode is still running there
+            weight = torch.cumprod(torch.cat([cont[:, :1], c.discount * cont[:, 1:]], 1), 1)
+            scale = self.retnorm.scale()
+            advantage = (returns - value[:, :-1]) / scale
+        dist = self.policy(feat[:, :-1])
+        entropy = dist.entropy()
+        actor_loss = -(weight[:, :-1] * (dist.log_prob(action[:, :-1]) * advantage + c.entropy * entropy)).mean()
+        critic = TwoHot(self.critic(feat[:, :-1]), self.bins)
+        slow = self.value(feat[:, :-1], slow=True)
+        critic_loss = (weight[:, :-1] * -(critic.log_prob(returns) + c.slow_reg * critic.log_prob(slow))).mean()
+        metrics = {
+            "actor_loss": actor_loss.detach(), "critic_loss": critic_loss.detach(),
+            "entropy": entropy.mean().detach(), "return": returns.mean(), "value": value.mean(),
+            "advantage": advantage.mean(), "return_scale": scale, "reward": reward.mean(),
+        }
+        return actor_loss, critic_loss, metrics
+
+    def update(self, feat: torch.Tensor, action: torch.Tensor, reward: torch.Tensor, cont: torch.Tensor
+               ) -> dict[str, torch.Tensor]:
+        """Update the return scale, step both optimisers, then move the slow critic towards the critic."""
+        c = self.config
+        with torch.no_grad():  # the return scale first takes in this batch's returns, as in DreamerV3
+            self.retnorm.update(lambda_returns(reward, self.value(feat), cont, c.discount, c.lam))
+        actor_loss, critic_loss, metrics = self.loss(feat, action, reward, cont)
+        self.actor_opt.zero_grad(set_to_none=True)
+        self.critic_opt.zero_grad(set_to_none=True)
+        (actor_loss + critic_loss).backward()  # disjoint parameters: one backward serves both
+        metrics["actor_grad_norm"] = nn.utils.clip_grad_norm_(self.actor.parameters(), c.grad_clip)
+        metrics["critic_grad_norm"] = nn.utils.clip_grad_norm_(self.critic.parameters(), c.grad_clip)
+        self.actor_opt.step()
+        self.critic_opt.step()
+        with torch.no_grad():
+            for slow, fast in zip(self.slow_critic.parameters(), self.critic.parameters(), strict=True):
+                slow.lerp_(fast, c.slow_rate)
+        return metrics

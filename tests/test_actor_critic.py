@@ -1,0 +1,118 @@
+"""The shared actor-critic: lambda-returns (golden values), policy distributions, learning on a bandit."""
+
+import pytest
+import torch
+
+from agents.actions import ActionSpec, PolicyDist
+from agents.actor_critic import ActorCritic, ActorCriticConfig, lambda_returns
+
+REWARD = torch.tensor([[0.0, 1.0, 2.0]])
+VALUE = torch.tensor([[0.0, 3.0, 4.0]])
+CONT = torch.tensor([[1.0, 1.0, 0.5]])
+
+
+@pytest.mark.parametrize(
+    ("lam", "expected"),
+    [
+        # R_1 = 2 + 0.9 * 0.5 * (0.5 * 4 + 0.5 * 4) = 3.8 ; R_0 = 1 + 0.9 * (0.5 * 3 + 0.5 * 3.8) = 4.06
+        (0.5, [4.06, 3.8]),
+        # Monte Carlo: R_0 = 1 + 0.9 * 3.8 = 4.42
+        (1.0, [4.42, 3.8]),
+        # one-step TD: R_0 = 1 + 0.9 * 3 = 3.7
+        (0.0, [3.7, 3.8]),
+    ],
+)
+def test_lambda_returns_golden_values(lam, expected):
+    returns = lambda_returns(REWARD, VALUE, CONT, discount=0.9, lam=lam)
+    torch.testing.assert_close(returns, torch.tensor([expected]))
+
+
+def test_lambda_returns_stop_at_a_terminal_state():
+    cont = torch.tensor([[1.0, 0.0, 1.0]])
+    returns = lambda_returns(REWARD, VALUE, cont, discount=0.9, lam=0.95)
+    assert returns[0, 0] == pytest.approx(1.0)  # nothing after the terminal state counts
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [ActionSpec.discrete(4), ActionSpec.multi_discrete((3, 2)), ActionSpec.continuous(2)],
+)
+def test_policy_distributions(spec):
+    torch.manual_seed(0)
+    out = torch.randn(5, 7, spec.logits_dim, requires_grad=True)
+    dist = PolicyDist(spec, out)
+    action = dist.sample()
+    assert action.shape == (5, 7, spec.dim) and not action.requires_grad
+    logp = dist.log_prob(action)
+    assert logp.shape == (5, 7) and torch.isfinite(logp).all()
+    (logp.sum() + dist.entropy().sum()).backward()
+    assert out.grad is not None and out.grad.abs().sum() > 0
+    env_action = spec.to_env(action)
+    torch.testing.assert_close(spec.from_env(env_action), action)
+    if spec.kind == "continuous":
+        assert action.abs().max() <= 1
+    else:
+        assert torch.all(action.split(spec.sizes, -1)[0].sum(-1) == 1)
+
+
+def test_categorical_policy_mixes_in_one_percent_uniform():
+    spec = ActionSpec.discrete(4)
+    dist = PolicyDist(spec, torch.tensor([[100.0, 0.0, 0.0, 0.0]]))
+    torch.testing.assert_close(dist.probs[0], torch.tensor([[0.9925, 0.0025, 0.0025, 0.0025]]))
+    assert dist.mode().tolist() == [[1.0, 0.0, 0.0, 0.0]]
+
+
+def test_bad_specs_are_named():
+    with pytest.raises(ValueError, match="discrete, multi_discrete or continuous"):
+        ActionSpec("box", (2,))
+    with pytest.raises(ValueError, match="bad action sizes"):
+        ActionSpec("discrete", (2, 3))
+
+
+def test_actor_learns_the_rewarding_action_and_critic_its_value():
+    """A one-step bandit in imagination: action 1 pays 1 on arrival at the next state, action 0 pays 0."""
+    torch.manual_seed(0)
+    spec = ActionSpec.discrete(2)
+    config = ActorCriticConfig(units=32, layers=1, actor_lr=3e-3, critic_lr=3e-3, entropy=1e-4, discount=1.0)
+    ac = ActorCritic(4, spec, config)
+    feat = torch.randn(64, 1, 4).expand(64, 2, 4).contiguous()
+    cont = torch.tensor([1.0, 0.0]).expand(64, 2)  # the episode ends after one step
+    for _ in range(150):
+        action = ac.policy(feat).sample()
+        reward = torch.zeros(64, 2)
+        reward[:, 1] = action[:, 0, 1]
+        metrics = ac.update(feat, action, reward, cont)
+    with torch.no_grad():
+        probs = ac.policy(feat[:, 0]).probs[0][:, 1]
+        value = ac.value(feat[:, 0]).mean()
+        slow = ac.value(feat[:, 0], slow=True).mean()
+    assert probs.mean() > 0.9, probs.mean()
+    assert 0.2 < float(value) <= 1.05  # on its way to the return of about 1
+    assert set(metrics) >= {"actor_loss", "critic_loss", "entropy", "return", "return_scale"}
+    assert 0 < slow < value + 0.05  # the slow critic trails the critic
+
+
+def test_loss_is_pure_and_checks_shapes():
+    ac = ActorCritic(4, ActionSpec.discrete(3), ActorCriticConfig(units=16, layers=1))
+    feat, action = torch.randn(2, 5, 4), torch.eye(3)[torch.randint(0, 3, (2, 5))]
+    before = {k: v.clone() for k, v in ac.state_dict().items()}
+    ac.loss(feat, action, torch.zeros(2, 5), torch.ones(2, 5))
+    assert all(torch.equal(before[k], v) for k, v in ac.state_dict().items())
+    with pytest.raises(AssertionError, match=r"must share \[N, H \+ 1\]"):
+        ac.loss(feat, action, torch.zeros(2, 4), torch.ones(2, 5))
+
+
+def test_critic_converges_to_the_lambda_return():
+    torch.manual_seed(0)
+    config = ActorCriticConfig(units=32, layers=1, critic_lr=3e-3, slow_rate=1.0, discount=0.5)
+    ac = ActorCritic(4, ActionSpec.discrete(2), config)
+    feat = torch.randn(32, 1, 4).expand(32, 3, 4).contiguous()
+    action = torch.eye(2)[torch.zeros(32, 3, dtype=torch.long)]
+    reward = torch.tensor([0.0, 2.0, 4.0]).expand(32, 3)
+    cont = torch.tensor([1.0, 1.0, 0.0]).expand(32, 3)
+    for _ in range(300):
+        ac.update(feat, action, reward, cont)
+    with torch.no_grad():
+        value = ac.value(feat[:, 0]).mean()
+    # from the first state: 2 + 0.5 * 4 = 4, whatever lambda (the last state ends the episode)
+    assert float(value) == pytest.approx(4.0, rel=0.1)

@@ -1,0 +1,91 @@
+"""The flat Dreamer agent: acting with an explicit recurrent state, and one full update."""
+
+import copy
+
+import pytest
+import torch
+
+from agents.actions import ActionSpec
+from agents.actor_critic import ActorCriticConfig
+from agents.dreamer import DreamerAgent, DreamerConfig
+from world_models.config import sized
+
+SPACE = {"image": (16, 16, 3), "vector": (4,)}
+
+
+def agent(spec: ActionSpec) -> DreamerAgent:
+    torch.manual_seed(0)
+    config = DreamerConfig(sized("debug"), ActorCriticConfig(units=16, layers=1, bins=31), horizon=5)
+    return DreamerAgent(SPACE, spec, config)
+
+
+def obs(batch=3, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return {"image": torch.randint(0, 256, (batch, 16, 16, 3), generator=g, dtype=torch.uint8),
+            "vector": torch.randn(batch, 4, generator=g)}
+
+
+def make_batch(spec: ActionSpec, batch=2, steps=6):
+    g = torch.Generator().manual_seed(1)
+    actions = torch.stack([torch.randint(0, n, (batch, steps), generator=g) for n in spec.sizes], -1) \
+        if spec.kind != "continuous" else torch.rand(batch, steps, spec.dim, generator=g) * 2 - 1
+    if spec.kind == "discrete":
+        actions = actions[..., 0]
+    out = {"image": torch.randint(0, 256, (batch, steps, 16, 16, 3), generator=g, dtype=torch.uint8),
+           "vector": torch.randn(batch, steps, 4, generator=g), "action": spec.from_env(actions),
+           "reward": torch.randn(batch, steps, generator=g), "is_first": torch.zeros(batch, steps, dtype=torch.bool),
+           "is_terminal": torch.zeros(batch, steps, dtype=torch.bool)}
+    out["is_first"][:, 0] = True
+    return out
+
+
+SPECS = [ActionSpec.discrete(3), ActionSpec.multi_discrete((2, 3)), ActionSpec.continuous(2)]
+
+
+@pytest.mark.parametrize("spec", SPECS)
+def test_act_returns_env_actions_and_the_next_state(spec):
+    a = agent(spec)
+    state = a.initial_state(3)
+    first = torch.ones(3, dtype=torch.bool)
+    action, state = a.act(obs(), state, explore=True, is_first=first)
+    expected = {"discrete": (3,), "multi_discrete": (3, 2), "continuous": (3, 2)}[spec.kind]
+    assert tuple(action.shape) == expected
+    assert set(state) == {"deter", "stoch", "logits", "action"}
+    assert state["action"].shape == (3, spec.dim)
+    action, _ = a.act(obs(seed=1), state, explore=False, is_first=~first)
+    assert tuple(action.shape) == expected
+
+
+def test_is_first_discards_the_carried_state():
+    a = agent(ActionSpec.discrete(3))
+    first = torch.ones(3, dtype=torch.bool)
+    _, fresh = a.act(obs(), a.initial_state(3), explore=False, is_first=first)
+    _, carried = a.act(obs(seed=5), fresh, explore=False, is_first=~first)
+    _, reset = a.act(obs(), carried, explore=False, is_first=first)
+    torch.testing.assert_close(reset["deter"], fresh["deter"])
+    assert not torch.allclose(carried["deter"], fresh["deter"])
+
+
+@pytest.mark.parametrize("spec", SPECS)
+def test_update_trains_world_model_and_actor_critic(spec):
+    a = agent(spec)
+    before = {k: v.clone() for k, v in a.state_dict().items()}
+    metrics = a.update(make_batch(spec))
+    assert {"world_model/loss", "actor_critic/actor_loss", "actor_critic/critic_loss",
+            "actor_critic/return_scale"} <= set(metrics)
+    changed = {k.split(".")[0] for k, v in a.state_dict().items() if not torch.equal(before[k], v)}
+    assert changed == {"world_model", "actor_critic"}
+
+
+def test_weights_and_optimiser_state_round_trip():
+    spec = ActionSpec.discrete(3)
+    a, b = agent(spec), agent(spec)
+    a.update(make_batch(spec))
+    b.load_state_dict(a.state_dict())
+    # deep copies, as a checkpoint gives: torch's optimisers keep the loaded tensors themselves
+    b.load_optimizer_state_dict(copy.deepcopy(a.optimizer_state_dict()))
+    torch.manual_seed(3)
+    ma = a.update(make_batch(spec))
+    torch.manual_seed(3)
+    mb = b.update(make_batch(spec))
+    assert ma == pytest.approx(mb)
