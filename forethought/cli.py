@@ -9,7 +9,7 @@ import textwrap
 from collections.abc import Sequence
 
 from forethought import __version__
-from forethought.config import ConfigError, available_presets, describe_fields, load_config
+from forethought.config import Config, ConfigError, available_presets, describe_fields, load_config
 
 PRESET_HELP = "YAML presets from configs/ (or paths to .yaml files), stacked left to right"
 OVERRIDE_HELP = "dotted overrides applied after the presets, e.g. eval.episodes=5 env.id=forethought/KeyDoor-v0"
@@ -45,6 +45,19 @@ def build_parser() -> argparse.ArgumentParser:
         description="List the built-in tasks and which optional suites (MiniGrid, Crafter) are installed.",
     )
     envs_parser.add_argument("--json", action="store_true", help="print the listing as JSON")
+
+    train_parser = commands.add_parser(
+        "train", help="train an agent on Ray RLlib (resumes a run folder that has checkpoints)",
+        description=textwrap.dedent("""\
+            Train the configured agent on Ray RLlib: env runners fill a sequence replay, the learner
+            trains at train.train_ratio. Writes config.yaml, metrics.jsonl and checkpoints into the run
+            folder; running the same command on the same folder resumes where it stopped."""),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=_fields_epilog(),
+    )
+    _add_config_args(train_parser)
+    train_parser.add_argument("--steps", type=int, help="shortcut for train.steps=N")
+    train_parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
     eval_parser = commands.add_parser(
         "eval", help="run a policy for N episodes and write a JSON report (and a video)",
@@ -82,21 +95,43 @@ def _cmd_envs(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_eval(args: argparse.Namespace) -> int:
-    from forethought.evaluate import evaluate, format_report
-
+def _resolve(args: argparse.Namespace, shortcuts: dict[str, str]) -> Config:
     # nargs="+" of --configs also swallows the KEY=VALUE words that follow it
     presets = [word for word in args.configs if "=" not in word]
     overrides = [word for word in args.configs if "=" in word] + list(args.overrides)
-    if args.episodes is not None:
-        overrides.append(f"eval.episodes={args.episodes}")
-    if args.video:
-        overrides.append("eval.video=true")
-    config = load_config(presets, overrides)
-    if args.print_config:
-        import yaml
+    for attribute, key in shortcuts.items():
+        value = getattr(args, attribute, None)
+        if value is True:
+            overrides.append(f"{key}=true")
+        elif value not in (None, False):
+            overrides.append(f"{key}={value}")
+    return load_config(presets, overrides)
 
-        print(yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False), end="")
+
+def _print_config(config: Config) -> None:
+    import yaml
+
+    print(yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False), end="")
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from forethought.train import train
+
+    config = _resolve(args, {"steps": "train.steps"})
+    if args.print_config:
+        _print_config(config)
+        return 0
+    record = train(config, progress=not args.quiet)
+    print(json.dumps(record, indent=2))
+    return 0
+
+
+def _cmd_eval(args: argparse.Namespace) -> int:
+    from forethought.evaluate import evaluate, format_report
+
+    config = _resolve(args, {"episodes": "eval.episodes", "video": "eval.video"})
+    if args.print_config:
+        _print_config(config)
         return 0
     report = evaluate(config, progress=not args.quiet)
     print(format_report(report))
@@ -109,7 +144,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     args = build_parser().parse_args(argv)
     try:
-        return {"envs": _cmd_envs, "eval": _cmd_eval}[args.command](args)
+        return {"envs": _cmd_envs, "train": _cmd_train, "eval": _cmd_eval}[args.command](args)
     except (ConfigError, envs.EnvError) as error:
         print(f"forethought: error: {error}", file=sys.stderr)
         return 2

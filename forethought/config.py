@@ -61,6 +61,69 @@ class EvalConfig(Section):
     """Frames per second of the video."""
 
 
+class AgentConfig(Section):
+    """The agent and its sizes."""
+
+    name: Literal["dreamer"] = "dreamer"
+    """Agent: 'dreamer' (world model plus one actor-critic)."""
+    size: Literal["debug", "12M", "25M", "50M", "100M", "200M"] = "debug"
+    """World-model size preset (world_models.SIZES)."""
+    world_model: dict[str, Any] = {}
+    """Overrides of world-model fields, e.g. {units: 128, lr: 3e-4} (see world_models.WorldModelConfig)."""
+    actor_critic: dict[str, Any] = {}
+    """Overrides of actor-critic fields, e.g. {entropy: 1e-3} (see agents.ActorCriticConfig)."""
+    horizon: PositiveInt = 15
+    """Imagination horizon in steps."""
+
+
+class TrainConfig(Section):
+    """The training loop: budget, replay, train ratio, logging and checkpoints."""
+
+    steps: PositiveInt = 20_000
+    """Env steps to train for (counted across all env runners)."""
+    train_ratio: float = Field(32.0, gt=0)
+    """Replayed steps per env step, held throughout training."""
+    batch_size: PositiveInt = 16
+    """Sequences per training batch."""
+    batch_length: PositiveInt = 64
+    """Steps per sequence."""
+    replay_capacity: PositiveInt = 100_000
+    """Steps kept in replay (allocated up front; the memory is printed at start)."""
+    recent_fraction: float = Field(0.0, ge=0, le=1)
+    """Share of replayed sequences drawn from the newest data."""
+    prefill: int = Field(1000, ge=0)
+    """Env steps of random actions before training starts."""
+    rollout_length: PositiveInt = 64
+    """Env steps each env runner collects per round."""
+    log_every: PositiveInt = 1000
+    """Env steps between metric records (metrics.jsonl and console)."""
+    checkpoint_every: PositiveInt = 5000
+    """Env steps between checkpoints."""
+    eval_episodes: int = Field(5, ge=0)
+    """Episodes of the greedy policy evaluated at the end of training."""
+
+
+class ScaleConfig(Section):
+    """Where rollouts and learning run: the RLlib resources, the same on a laptop or a cluster."""
+
+    address: str = ""
+    """Ray cluster address; empty starts a local Ray."""
+    num_env_runners: int = Field(1, ge=0)
+    """Env runner processes (0 samples in the driver)."""
+    num_envs_per_env_runner: PositiveInt = 1
+    """Vectorised envs per env runner."""
+    num_cpus_per_env_runner: float = Field(1.0, gt=0)
+    """CPUs reserved per env runner."""
+    num_gpus_per_env_runner: float = Field(0.0, ge=0)
+    """GPU fraction per env runner (for acting with large models)."""
+    num_learners: int = Field(0, ge=0)
+    """Learner processes; 0 learns in the driver process."""
+    num_gpus_per_learner: float = Field(0.0, ge=0)
+    """GPUs per learner (or for the driver's learner when num_learners is 0)."""
+    num_cpus: int = Field(0, ge=0)
+    """CPUs of a local Ray; 0 lets Ray count them."""
+
+
 class RunConfig(Section):
     """Where a run lives and how it is seeded."""
 
@@ -75,6 +138,12 @@ class Config(Section):
 
     env: EnvConfig = EnvConfig()
     """The environment."""
+    agent: AgentConfig = AgentConfig()
+    """The agent."""
+    train: TrainConfig = TrainConfig()
+    """Training."""
+    scale: ScaleConfig = ScaleConfig()
+    """Resources for rollouts and learning."""
     eval: EvalConfig = EvalConfig()
     """Evaluation."""
     run: RunConfig = RunConfig()

@@ -66,8 +66,8 @@ def test_unknown_key_names_the_valid_keys():
     assert str(error.value) == (
         "unknown config key 'eval.episods'; valid keys in 'eval': episodes, policy, video, video_format, video_fps"
     )
-    with pytest.raises(ConfigError, match="valid keys at the top level: env, eval, run"):
-        load_config([], ["train.steps=3"])
+    with pytest.raises(ConfigError, match="valid keys at the top level: env, agent, train, scale, eval, run"):
+        load_config([], ["trian.steps=3"])
 
 
 @pytest.mark.parametrize(

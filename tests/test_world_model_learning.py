@@ -7,7 +7,7 @@ from tests.rollouts import record, sample_batch
 from world_models.config import sized
 from world_models.world_model import WorldModel
 
-UPDATES = 1200
+UPDATES = 1600
 
 
 def test_open_loop_prediction_beats_copying_the_last_observation():

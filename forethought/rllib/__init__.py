@@ -1,0 +1,1 @@
+"""Thin RLlib adapters (new API stack): config and algorithm, RLModule, Learner."""

@@ -1,0 +1,173 @@
+"""The RLlib Algorithm: env runners fill a sequence replay, the learners train at a fixed train ratio.
+
+``training_step`` samples one round from every env runner, stores the episode chunks in replay,
+then runs as many learner updates as keep (replayed steps / env steps) at the configured train
+ratio, and sends the new weights to the env runners. The replay and the counters are part of
+every checkpoint, so a restored run continues exactly where it stopped.
+"""
+
+from __future__ import annotations
+
+import json
+import pickle
+import random
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from ray.rllib.algorithms.algorithm import Algorithm
+from ray.rllib.algorithms.algorithm_config import AlgorithmConfig, NotProvided
+from ray.rllib.core.rl_module.rl_module import RLModuleSpec
+from ray.rllib.execution.rollout_ops import synchronous_parallel_sample
+from ray.rllib.policy.sample_batch import SampleBatch
+from ray.rllib.utils.metrics import ENV_RUNNER_RESULTS, LEARNER_RESULTS
+
+import envs
+from agents.dreamer import DreamerConfig
+from forethought.replay import Replay
+from forethought.rllib.learner import AgentLearner
+from forethought.rllib.module import AgentModule
+from forethought.spaces import action_spec, action_vectors, replay_spec
+
+ENV_NAME = "forethought_env"
+
+
+class ForethoughtConfig(AlgorithmConfig):
+    """RLlib config of a Forethought agent; ``training(...)`` takes the replay and train-ratio settings."""
+
+    def __init__(self, algo_class: type | None = None):
+        super().__init__(algo_class=algo_class or ForethoughtAlgorithm)
+        self.agent_config: DreamerConfig = DreamerConfig()
+        self.batch_size_B = 16
+        self.batch_length_T = 64
+        self.train_ratio = 32.0
+        self.replay_capacity = 100_000
+        self.recent_fraction = 0.0
+        self.prefill_steps = 1000
+        self.rollout_fragment_length = 64
+        self.enable_rl_module_and_learner = True
+        self.enable_env_runner_and_connector_v2 = True
+
+    def training(self, *, agent_config: Any = NotProvided, batch_size_B: Any = NotProvided,
+                 batch_length_T: Any = NotProvided, train_ratio: Any = NotProvided,
+                 replay_capacity: Any = NotProvided, recent_fraction: Any = NotProvided,
+                 prefill_steps: Any = NotProvided, **kwargs: Any) -> ForethoughtConfig:
+        super().training(**kwargs)
+        for name, value in locals().items():
+            if name not in ("self", "kwargs", "__class__") and value is not NotProvided:
+                setattr(self, name, value)
+        return self
+
+    def get_default_rl_module_spec(self) -> RLModuleSpec:
+        return RLModuleSpec(module_class=AgentModule, model_config={"agent": self.agent_config})
+
+    def get_default_learner_class(self) -> type:
+        return AgentLearner
+
+
+class ForethoughtAlgorithm(Algorithm):
+    """Sampling into a sequence replay and training from it at a fixed train ratio."""
+
+    config: ForethoughtConfig
+
+    @classmethod
+    def get_default_config(cls) -> ForethoughtConfig:
+        return ForethoughtConfig()
+
+    def setup(self, config: Any) -> None:
+        super().setup(config)
+        probe = envs.make(**self.config.env_config)
+        self.spec = action_spec(probe.action_space)
+        lanes = max(1, self.config.num_env_runners) * self.config.num_envs_per_env_runner + 2
+        self.replay = Replay(replay_spec(probe.observation_space, self.spec), self.config.replay_capacity, lanes,
+                             self.config.recent_fraction, seed=self.config.seed or 0)
+        probe.close()
+        self.counters = {"env_steps": 0, "replayed_steps": 0, "updates": 0, "episodes": 0}
+        self._carry: dict[str, float] = {}  # reward on arrival at the next chunk's first observation
+
+    # --- data ---------------------------------------------------------------------------------
+    def _store(self, episodes: list[Any]) -> int:
+        """Turn episode chunks into replay steps (Dreamer's layout); return the env steps they add."""
+        added = 0
+        for episode in episodes:
+            n = len(episode)
+            if n == 0:
+                continue
+            obs = episode.get_observations()
+            if isinstance(obs, list):  # not yet numpy: a list of per-step dicts
+                obs = {k: np.stack([o[k] for o in obs]) for k in obs[0]}
+            first = episode.t_started == 0
+            rewards = np.asarray(episode.get_rewards(), np.float32)
+            arrival = np.concatenate([[0.0 if first else self._carry.pop(episode.id_, 0.0)], rewards])
+            done = episode.is_done
+            m = n + 1 if done else n  # a running episode's last observation opens its next chunk
+            actions = action_vectors(self.spec, np.asarray(episode.get_actions()))
+            if done:
+                actions = np.concatenate([actions, np.zeros((1, self.spec.dim), np.float32)])
+            steps = {k: np.asarray(v)[:m] for k, v in obs.items()}
+            steps.update(action=actions[:m], reward=arrival[:m], is_first=np.arange(m) == 0 if first else
+                         np.zeros(m, bool), is_terminal=np.zeros(m, bool))
+            if done:
+                steps["is_terminal"][-1] = bool(episode.is_terminated)
+                self.counters["episodes"] += 1
+            else:
+                self._carry[episode.id_] = float(rewards[-1])
+            self.replay.add(str(episode.id_), steps, done)
+            added += n
+        return added
+
+    # --- the loop -----------------------------------------------------------------------------
+    def training_step(self) -> None:
+        c = self.config
+        prefill = self.counters["env_steps"] < c.prefill_steps
+        episodes, runner_results = synchronous_parallel_sample(
+            worker_set=self.env_runner_group,
+            max_env_steps=c.rollout_fragment_length * c.num_envs_per_env_runner * max(1, c.num_env_runners),
+            random_actions=prefill, sample_timeout_s=c.sample_timeout_s,
+            _uses_new_env_runners=True, _return_metrics=True,
+        )
+        self.metrics.aggregate(runner_results, key=ENV_RUNNER_RESULTS)
+        self.counters["env_steps"] += self._store(episodes)
+
+        target = c.train_ratio * self.counters["env_steps"]
+        step_size = c.batch_size_B * c.batch_length_T
+        trained = False
+        while (not prefill or self.counters["env_steps"] >= c.prefill_steps) and self.replay.can_sample(
+                c.batch_length_T) and self.counters["replayed_steps"] + step_size <= target:
+            batch = self.replay.sample(c.batch_size_B, c.batch_length_T)
+            results = self.learner_group.update(batch=SampleBatch(batch).as_multi_agent(),
+                                                timesteps={"env_steps": self.counters["env_steps"]})
+            self.metrics.aggregate(results, key=LEARNER_RESULTS)
+            self.counters["replayed_steps"] += step_size
+            self.counters["updates"] += 1
+            trained = True
+        if trained:
+            self.env_runner_group.sync_weights(from_worker_or_learner_group=self.learner_group, inference_only=True)
+        ratio = self.counters["replayed_steps"] / max(self.counters["env_steps"], 1)
+        self.metrics.log_value("perf/train_ratio", ratio, window=1)
+        self.metrics.log_value("replay/steps", len(self.replay), window=1)
+        for key, value in self.counters.items():
+            self.metrics.log_value(f"counters/{key}", value, window=1)
+
+    # --- checkpoints ----------------------------------------------------------------------------
+    def save_extra(self, path: Path) -> None:
+        """Write the replay, counters and random state beside RLlib's own checkpoint files."""
+        self.replay.save(path / "replay.npz")
+        (path / "forethought_state.json").write_text(json.dumps({"counters": self.counters, "carry": self._carry}))
+        rng = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+        with open(path / "rng.pkl", "wb") as file:
+            pickle.dump(rng, file)
+
+    def load_extra(self, path: Path) -> None:
+        """Restore what ``save_extra`` wrote."""
+        self.replay.load(path / "replay.npz")
+        state = json.loads((path / "forethought_state.json").read_text())
+        self.counters, self._carry = state["counters"], state["carry"]
+        with open(path / "rng.pkl", "rb") as file:
+            rng = pickle.load(file)  # our own file, written by save_extra
+        random.setstate(rng["python"])
+        np.random.set_state(rng["numpy"])
+        torch.set_rng_state(rng["torch"])
+        # env runners act with the restored weights from the first step on
+        self.env_runner_group.sync_weights(from_worker_or_learner_group=self.learner_group, inference_only=True)

@@ -1,0 +1,48 @@
+"""The RLModule: holds a Forethought agent; its recurrent state travels through RLlib's state in and out."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from ray.rllib.core.columns import Columns
+from ray.rllib.core.rl_module.torch.torch_rl_module import TorchRLModule
+
+from agents.dreamer import DreamerAgent, DreamerConfig
+from forethought.spaces import action_spec, obs_shapes
+
+
+class AgentModule(TorchRLModule):
+    """A thin RLlib wrapper: acting calls ``agent.act``; training happens in ``AgentLearner``.
+
+    ``model_config`` carries ``{"agent": DreamerConfig}``. RLlib puts ``get_initial_state()`` into
+    the state of every new episode, which is exactly the agent's reset, so no ``is_first`` column
+    is needed while acting.
+    """
+
+    def setup(self) -> None:
+        config = (self.model_config or {}).get("agent") or DreamerConfig()
+        self.spec = action_spec(self.action_space)
+        self.agent = DreamerAgent(obs_shapes(self.observation_space), self.spec, config)
+
+    def get_initial_state(self) -> dict[str, Any]:
+        return {k: v[0] for k, v in self.agent.initial_state(1).items()}
+
+    def _act(self, batch: dict[str, Any], explore: bool) -> dict[str, Any]:
+        obs = batch[Columns.OBS]
+        # RLlib adds a time axis of length 1 for stateful modules while acting
+        obs = {k: v[:, 0] if v.dim() > len(self.observation_space[k].shape) + 1 else v for k, v in obs.items()}
+        state = batch[Columns.STATE_IN]
+        batch_size = next(iter(obs.values())).shape[0]
+        is_first = torch.zeros(batch_size, dtype=torch.bool, device=state["deter"].device)
+        action, state = self.agent.act(obs, state, explore, is_first)
+        return {Columns.ACTIONS: action.unsqueeze(1), Columns.STATE_OUT: state}
+
+    def _forward_inference(self, batch: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+        return self._act(batch, explore=False)
+
+    def _forward_exploration(self, batch: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+        return self._act(batch, explore=True)
+
+    def _forward_train(self, batch: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+        raise NotImplementedError("Forethought agents train through agent.update, called by AgentLearner")

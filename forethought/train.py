@@ -1,0 +1,193 @@
+"""``forethought train``: run an agent on RLlib, log, checkpoint, resume, and evaluate at the end.
+
+The run folder is the run: ``config.yaml``, ``metrics.jsonl``, ``checkpoints/step_<N>/`` (RLlib's
+algorithm state with the agent's weights and optimisers, plus the replay, counters and random
+state) and ``eval.json``. Running the same command on the same folder resumes from its newest
+checkpoint.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+from tqdm import tqdm
+
+from forethought.config import Config, ConfigError, save_config
+
+CHECKPOINTS = "checkpoints"
+
+
+def _agent_config(config: Config) -> Any:
+    from agents.actor_critic import ActorCriticConfig
+    from agents.dreamer import DreamerConfig
+    from world_models.config import sized
+
+    try:
+        world_model = sized(config.agent.size, **config.agent.world_model)
+        actor_critic = ActorCriticConfig(**config.agent.actor_critic)
+    except (TypeError, ValueError) as error:
+        raise ConfigError(f"bad agent.world_model or agent.actor_critic override: {error}") from None
+    return DreamerConfig(world_model, actor_critic, config.agent.horizon)
+
+
+def algorithm_config(config: Config) -> Any:
+    """The RLlib config of a Forethought run."""
+    from forethought.rllib.algorithm import ENV_NAME, ForethoughtConfig
+
+    env, train, scale = config.env, config.train, config.scale
+    env_config = {"env_id": env.id, "seed": config.run.seed, "image_size": tuple(env.image_size),
+                  "action_repeat": env.action_repeat, "time_limit": env.time_limit, **env.options}
+    return (
+        ForethoughtConfig()
+        .environment(ENV_NAME, env_config=env_config)
+        .env_runners(num_env_runners=scale.num_env_runners, num_envs_per_env_runner=scale.num_envs_per_env_runner,
+                     num_cpus_per_env_runner=scale.num_cpus_per_env_runner,  # type: ignore[arg-type]
+                     num_gpus_per_env_runner=scale.num_gpus_per_env_runner,
+                     rollout_fragment_length=train.rollout_length)
+        .learners(num_learners=scale.num_learners, num_gpus_per_learner=scale.num_gpus_per_learner)
+        .fault_tolerance(restart_failed_env_runners=True)
+        .debugging(seed=config.run.seed, log_level="ERROR")
+        .reporting(min_sample_timesteps_per_iteration=0, min_time_s_per_iteration=0)
+        .training(agent_config=_agent_config(config), batch_size_B=train.batch_size,
+                  batch_length_T=train.batch_length, train_ratio=train.train_ratio,
+                  replay_capacity=train.replay_capacity, recent_fraction=train.recent_fraction,
+                  prefill_steps=train.prefill)
+    )
+
+
+def start_ray(config: Config) -> None:
+    """Connect to the configured cluster, or start a local Ray sized for this machine."""
+    import ray
+
+    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    if ray.is_initialized():
+        return
+    if config.scale.address:
+        ray.init(address=config.scale.address, log_to_driver=False)
+    else:
+        # "local" always starts a new Ray here, never joining one that happens to run on this machine
+        ray.init(address="local", num_cpus=config.scale.num_cpus or None, include_dashboard=False,
+                 log_to_driver=False, object_store_memory=512 * 2**20)
+
+
+def register_env() -> None:
+    """Make ``envs`` known to RLlib's env runners under one name; the options come from env_config."""
+    from ray.tune.registry import register_env as register
+
+    import envs
+    from forethought.rllib.algorithm import ENV_NAME
+
+    def create(env_config: dict[str, Any]) -> Any:
+        options = dict(env_config)
+        # each vectorised copy in each runner gets its own seed stream
+        seed = options.pop("seed", None)
+        worker = getattr(env_config, "worker_index", 0)
+        vector = getattr(env_config, "vector_index", 0)
+        return envs.make(options.pop("env_id"), seed=None if seed is None else seed + 1000 * worker + vector,
+                         **options)
+
+    register(ENV_NAME, create)
+
+
+def latest_checkpoint(run_dir: Path) -> Path | None:
+    """The newest complete checkpoint of a run folder, or None."""
+    folder = run_dir / CHECKPOINTS
+    done = sorted(p for p in folder.glob("step_*") if (p / "complete").exists()) if folder.exists() else []
+    return done[-1] if done else None
+
+
+def save_checkpoint(algo: Any, run_dir: Path, step: int, keep: int = 2) -> Path:
+    """Write a checkpoint into a temporary folder, then rename it: a crash never leaves half of one."""
+    final = run_dir / CHECKPOINTS / f"step_{step:010d}"
+    tmp = final.with_name(final.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    algo.save_to_path(str((tmp / "algorithm").resolve()))
+    algo.save_extra(tmp)
+    (tmp / "complete").write_text(str(step))
+    shutil.rmtree(final, ignore_errors=True)
+    tmp.rename(final)
+    for old in sorted(p for p in final.parent.glob("step_*") if not p.name.endswith(".tmp"))[:-keep]:
+        shutil.rmtree(old, ignore_errors=True)
+    return final
+
+
+def _check_resume(config: Config, run_dir: Path) -> None:
+    """Refuse to resume a folder whose run had another setup; a longer budget is fine."""
+    path = run_dir / "config.yaml"
+    if not path.exists():
+        return
+    before = yaml.safe_load(path.read_text())
+    now = config.model_dump(mode="json")
+    ignore = {("train", "steps"), ("train", "log_every"), ("train", "checkpoint_every"), ("train", "eval_episodes"),
+              ("scale", "address")}
+    diffs = [f"{section}.{key}: {before.get(section, {}).get(key)!r} -> {value!r}"
+             for section in ("env", "agent", "train", "scale", "run") for key, value in now[section].items()
+             if (section, key) not in ignore and before.get(section, {}).get(key) != value]
+    if diffs:
+        raise ConfigError(f"run folder '{run_dir}' holds a run with another setup ({'; '.join(diffs)}); "
+                          "use another run.dir or the same settings")
+
+
+def _record(result: dict[str, Any], step: int, seconds: float, start_step: int) -> dict[str, Any]:
+    runners = result.get("env_runners", {})
+    learner = result.get("learners", {}).get("default_policy", {})
+    record: dict[str, Any] = {"step": step, "time_s": round(seconds, 2)}
+    if "episode_return_mean" in runners:
+        record["episode/return"] = runners["episode_return_mean"]
+        record["episode/length"] = runners.get("episode_len_mean")
+    record["perf/env_steps_per_s"] = (step - start_step) / max(seconds, 1e-9)
+    record["perf/train_ratio"] = result.get("perf/train_ratio")
+    record["perf/updates"] = result.get("counters/updates")
+    for key, value in learner.items():
+        if "/" in key and isinstance(value, (int, float)):
+            record[key] = value
+    return {k: (float(v) if isinstance(v, (np.floating, np.integer)) else v) for k, v in record.items()}
+
+
+def train(config: Config, progress: bool = True) -> dict[str, Any]:
+    """Train (or resume) the configured run and evaluate it; returns the final record."""
+    run_dir = Path(config.run.dir)
+    _check_resume(config, run_dir)
+    save_config(config, run_dir / "config.yaml")
+    start_ray(config)
+    register_env()
+    algo = algorithm_config(config).build_algo()
+    print(f"replay: {config.train.replay_capacity:,} steps, {algo.replay.nbytes / 2**20:,.1f} MiB allocated")
+    checkpoint = latest_checkpoint(run_dir)
+    if checkpoint:
+        algo.restore_from_path(str((checkpoint / "algorithm").resolve()))
+        algo.load_extra(checkpoint)
+        print(f"resumed from {checkpoint} at {algo.counters['env_steps']:,} env steps "
+              f"with {len(algo.replay):,} steps in replay")
+    start_step = step = algo.counters["env_steps"]
+    next_log = step + config.train.log_every
+    next_checkpoint = step + config.train.checkpoint_every
+    start = time.perf_counter()
+    record: dict[str, Any] = {}
+    metrics_path = run_dir / "metrics.jsonl"
+    with tqdm(total=config.train.steps, initial=step, unit="step", desc="train", disable=not progress,
+              dynamic_ncols=True) as bar, open(metrics_path, "a") as metrics_file:
+        while step < config.train.steps:
+            result = algo.train()
+            step = algo.counters["env_steps"]
+            bar.update(step - bar.n)
+            record = _record(result, step, time.perf_counter() - start, start_step)
+            bar.set_postfix({"return": f"{record.get('episode/return', float('nan')):.2f}",
+                             "ratio": f"{record['perf/train_ratio']:.1f}"})
+            if step >= next_log or step >= config.train.steps:
+                metrics_file.write(json.dumps(record) + "\n")
+                metrics_file.flush()
+                next_log = step + config.train.log_every
+            if step >= next_checkpoint or step >= config.train.steps:
+                save_checkpoint(algo, run_dir, step)
+                next_checkpoint = step + config.train.checkpoint_every
+    algo.stop()
+    return record

@@ -1,0 +1,49 @@
+"""`forethought train` on the debug preset: metrics, checkpoints, a resume that continues, a refused mismatch."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+FORETHOUGHT = Path(sys.executable).parent / "forethought"
+
+
+def train(*args):
+    return subprocess.run([str(FORETHOUGHT), "train", "-c", "keydoor_vector", "debug", "--quiet", *args],
+                          capture_output=True, text=True, cwd=ROOT, timeout=600,
+                          env={**__import__("os").environ, "RAY_AUTH_MODE": "disabled"})
+
+
+def records(run_dir: Path) -> list[dict]:
+    return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+
+
+def test_train_then_resume_continues_with_the_whole_replay(tmp_path):
+    run_dir = tmp_path / "run"
+    first = train(f"run.dir={run_dir}", "--steps", "320")
+    assert first.returncode == 0, first.stderr[-3000:]
+    log = records(run_dir)
+    assert log[-1]["step"] >= 320
+    assert log[-1]["perf/train_ratio"] == 8.0  # held at its configured value, and reported as such
+    assert log[-1]["perf/updates"] == log[-1]["step"] * 8 / (4 * 16)
+    assert {"episode/return", "world_model/loss", "actor_critic/actor_loss"} <= set(log[-1])
+    checkpoint = sorted((run_dir / "checkpoints").glob("step_*"))[-1]
+    assert (checkpoint / "complete").exists()
+    saved = np.load(checkpoint / "replay.npz")
+    replay_steps = int(saved["filled"].sum())
+    assert replay_steps > 0
+
+    second = train(f"run.dir={run_dir}", "--steps", "640")
+    assert second.returncode == 0, second.stderr[-3000:]
+    step = log[-1]["step"]
+    assert f"resumed from {checkpoint} at {step:,} env steps with {replay_steps:,} steps in replay" in second.stdout
+    resumed = records(run_dir)[len(log):]
+    assert resumed and resumed[0]["step"] > step and resumed[-1]["step"] >= 640
+    assert resumed[-1]["perf/updates"] == resumed[-1]["step"] * 8 / (4 * 16)  # counters carried over
+
+    mismatch = train(f"run.dir={run_dir}", "train.batch_size=8")
+    assert mismatch.returncode == 2
+    assert "holds a run with another setup (train.batch_size: 4 -> 8)" in mismatch.stderr
