@@ -97,14 +97,15 @@ class ActorCritic(nn.Module):
         """Expected return [...] of each state, by the critic or its slow copy."""
         return TwoHot((self.slow_critic if slow else self.critic)(feat), self.bins).mean()
 
-    def loss(self, feat: torch.Tensor, action: torch.Tensor, reward: torch.Tensor, cont: torch.Tensor
-             ) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
+    def loss(self, feat: torch.Tensor, action: torch.Tensor, reward: torch.Tensor, cont: torch.Tensor,
+             value: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
         """Actor and critic losses of an imagined trajectory; pure.
 
         Args:
             feat: states [N, H + 1, F], detached from the world model.
             action: the actions taken in them [N, H + 1, A].
             reward, cont: predicted reward on arrival and continue probability [N, H + 1].
+            value: the critic's values of ``feat``, when the caller has them already.
         Returns (actor_loss, critic_loss, metrics); metrics are detached tensors.
         """
         c = self.config
@@ -113,7 +114,7 @@ class ActorCritic(nn.Module):
             f"feat {tuple(feat.shape)}, action {tuple(action.shape)}, reward {tuple(reward.shape)}, "
             f"cont {tuple(cont.shape)} must share [N, H + 1]")
         with torch.no_grad():
-            value = self.value(feat)
+            value = self.value(feat) if value is None else value
             returns = lambda_returns(reward, value, cont, c.discount, c.lam)  # [N, H]
             # a state's weight: the discounted chance that the episode is still running there
             weight = torch.cumprod(torch.cat([cont[:, :1], c.discount * cont[:, 1:]], 1), 1)
@@ -137,8 +138,9 @@ class ActorCritic(nn.Module):
         """Update the return scale, step both optimisers, then move the slow critic towards the critic."""
         c = self.config
         with torch.no_grad():  # the return scale first takes in this batch's returns, as in DreamerV3
-            self.retnorm.update(lambda_returns(reward, self.value(feat), cont, c.discount, c.lam))
-        actor_loss, critic_loss, metrics = self.loss(feat, action, reward, cont)
+            value = self.value(feat)
+            self.retnorm.update(lambda_returns(reward, value, cont, c.discount, c.lam))
+        actor_loss, critic_loss, metrics = self.loss(feat, action, reward, cont, value)
         self.actor_opt.zero_grad(set_to_none=True)
         self.critic_opt.zero_grad(set_to_none=True)
         (actor_loss + critic_loss).backward()  # disjoint parameters: one backward serves both

@@ -33,6 +33,8 @@ class DreamerConfig:
     """The actor-critic."""
     horizon: int = 15
     """Imagination horizon, in steps."""
+    imagination_starts: int = 0
+    """Replayed states to start imagining from per update, drawn at random; 0 uses all B x T (DreamerV3)."""
 
 
 class DreamerAgent(nn.Module):
@@ -82,9 +84,14 @@ class DreamerAgent(nn.Module):
         """One world-model update, then one actor-critic update on trajectories imagined from its posteriors."""
         metrics, post = self.world_model.update_and_states(batch)
         start = {k: post[k].detach().flatten(0, 1) for k in LATENT_KEYS}
+        terminal = batch["is_terminal"].float().flatten()
+        starts = self.config.imagination_starts
+        if 0 < starts < len(terminal):  # fewer starts: cheaper updates on small machines
+            pick = torch.randperm(len(terminal), device=terminal.device)[:starts]
+            start, terminal = {k: v[pick] for k, v in start.items()}, terminal[pick]
         trajectory = self.imagine(start)
         # the start states are real: their continuation is known, not predicted
-        trajectory["cont"][:, 0] = 1.0 - batch["is_terminal"].float().flatten()
+        trajectory["cont"][:, 0] = 1.0 - terminal
         ac_metrics = self.actor_critic.update(**trajectory)
         values = torch.stack([v.detach().float() for v in ac_metrics.values()]).tolist()
         metrics.update({f"actor_critic/{k}": v for k, v in zip(ac_metrics, values, strict=True)})

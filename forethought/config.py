@@ -74,6 +74,8 @@ class AgentConfig(Section):
     """Overrides of actor-critic fields, e.g. {entropy: 1e-3} (see agents.ActorCriticConfig)."""
     horizon: PositiveInt = 15
     """Imagination horizon in steps."""
+    imagination_starts: int = Field(0, ge=0)
+    """Replayed states to imagine from per update (random subset); 0 uses all, as DreamerV3 does."""
 
 
 class TrainConfig(Section):

@@ -21,7 +21,9 @@ REPORT_NAME = "eval.json"
 
 
 class Policy(Protocol):
-    """Anything that maps an observation dict to an action."""
+    """Maps an observation dict to an action; ``reset`` is called at the start of every episode."""
+
+    def reset(self) -> None: ...
 
     def __call__(self, obs: dict[str, np.ndarray]) -> Any: ...
 
@@ -32,8 +34,34 @@ class RandomPolicy:
     def __init__(self, action_space: gym.Space):
         self.action_space = action_space
 
+    def reset(self) -> None:
+        """Nothing to forget between episodes."""
+
     def __call__(self, obs: dict[str, np.ndarray]) -> Any:
         return self.action_space.sample()
+
+
+class AgentPolicy:
+    """Acts with a trained agent, one env, carrying its recurrent state through the episode."""
+
+    def __init__(self, agent: Any, explore: bool = False):
+        self.agent, self.explore = agent, explore
+        self.state: Any = None
+        self.first = True
+
+    def reset(self) -> None:
+        """Start a new episode: the agent's initial state."""
+        self.state = self.agent.initial_state(1)
+        self.first = True
+
+    def __call__(self, obs: dict[str, np.ndarray]) -> Any:
+        import torch
+
+        device = self.state["deter"].device
+        batch = {k: torch.as_tensor(np.asarray(v), device=device).unsqueeze(0) for k, v in obs.items()}
+        action, self.state = self.agent.act(batch, self.state, self.explore, torch.tensor([self.first], device=device))
+        self.first = False
+        return action[0].cpu().numpy()
 
 
 def make_env(config: Config, capture_frames: bool = False) -> gym.Env:
@@ -59,6 +87,7 @@ def run_episodes(env: gym.Env, policy: Policy, episodes: int, progress: bool = T
     with tqdm(total=episodes, unit="ep", desc="eval", disable=not progress, dynamic_ncols=True) as bar:
         for episode in range(episodes):
             obs, _ = env.reset()
+            policy.reset()
             while True:
                 obs, _, terminated, truncated, info = env.step(policy(obs))
                 if terminated or truncated:
@@ -82,20 +111,25 @@ def _has_frames(env: gym.Env) -> bool:
         return False
 
 
-def evaluate(config: Config, progress: bool = True) -> dict[str, Any]:
-    """Evaluate the configured policy; write config.yaml, eval.json and the video into the run folder."""
+def evaluate(config: Config, progress: bool = True, agent: Any = None, episodes: int | None = None,
+             save: bool = True) -> dict[str, Any]:
+    """Evaluate the random policy, or ``agent`` greedily; write eval.json (and the video) into the run folder.
+
+    ``save`` also writes the resolved config (not wanted when a training run evaluates itself).
+    """
     run_dir = Path(config.run.dir)
     env = make_env(config, capture_frames=config.eval.video)
     try:
-        policy = RandomPolicy(env.action_space)
-        result = run_episodes(env, policy, config.eval.episodes, progress)
+        policy: Policy = RandomPolicy(env.action_space) if agent is None else AgentPolicy(agent)
+        result = run_episodes(env, policy, episodes or config.eval.episodes, progress)
     finally:
         env.close()
-    save_config(config, run_dir / "config.yaml")
+    if save:
+        save_config(config, run_dir / "config.yaml")
     env_steps = int(sum(result["lengths"]))
     report: dict[str, Any] = {
         "env": config.env.id,
-        "policy": config.eval.policy,
+        "policy": config.eval.policy if agent is None else f"agent ({config.agent.name}, greedy)",
         "seed": config.run.seed,
         "episodes": len(result["returns"]),
         "episode_returns": result["returns"],

@@ -34,7 +34,7 @@ def _agent_config(config: Config) -> Any:
         actor_critic = ActorCriticConfig(**config.agent.actor_critic)
     except (TypeError, ValueError) as error:
         raise ConfigError(f"bad agent.world_model or agent.actor_critic override: {error}") from None
-    return DreamerConfig(world_model, actor_critic, config.agent.horizon)
+    return DreamerConfig(world_model, actor_critic, config.agent.horizon, config.agent.imagination_starts)
 
 
 def algorithm_config(config: Config) -> Any:
@@ -189,5 +189,12 @@ def train(config: Config, progress: bool = True) -> dict[str, Any]:
             if step >= next_checkpoint or step >= config.train.steps:
                 save_checkpoint(algo, run_dir, step)
                 next_checkpoint = step + config.train.checkpoint_every
+    if config.train.eval_episodes:
+        from forethought.evaluate import evaluate, format_report
+
+        agent = algo.get_module().agent
+        report = evaluate(config, progress=progress, agent=agent, episodes=config.train.eval_episodes, save=False)
+        print(format_report(report))
+        record["eval/return"] = report["return"]["mean"]
     algo.stop()
     return record
