@@ -133,6 +133,10 @@ class RunConfig(Section):
     """Run folder; empty picks runs/<env>-seed<seed>. The folder is the run: config, reports, videos."""
     seed: int = Field(0, ge=0)
     """Seed of the env, the policy and everything random in the run."""
+    wandb: Literal["offline", "online", "disabled"] = "offline"
+    """Weights & Biases mode: offline (default, no account needed), online, or disabled."""
+    project: str = "forethought"
+    """W&B project name."""
 
 
 class Config(Section):

@@ -8,7 +8,6 @@ checkpoint.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import time
@@ -20,6 +19,7 @@ import yaml
 from tqdm import tqdm
 
 from forethought.config import Config, ConfigError, save_config
+from forethought.tracking import Tracker
 
 CHECKPOINTS = "checkpoints"
 
@@ -127,7 +127,7 @@ def _check_resume(config: Config, run_dir: Path) -> None:
     before = yaml.safe_load(path.read_text())
     now = config.model_dump(mode="json")
     ignore = {("train", "steps"), ("train", "log_every"), ("train", "checkpoint_every"), ("train", "eval_episodes"),
-              ("scale", "address")}
+              ("scale", "address"), ("run", "wandb"), ("run", "project")}
     diffs = [f"{section}.{key}: {before.get(section, {}).get(key)!r} -> {value!r}"
              for section in ("env", "agent", "train", "scale", "run") for key, value in now[section].items()
              if (section, key) not in ignore and before.get(section, {}).get(key) != value]
@@ -149,7 +149,9 @@ def _record(result: dict[str, Any], step: int, seconds: float, start_step: int) 
     for key, value in learner.items():
         if "/" in key and isinstance(value, (int, float)):
             record[key] = value
-    return {k: (float(v) if isinstance(v, (np.floating, np.integer)) else v) for k, v in record.items()}
+    record = {k: (float(v) if isinstance(v, (np.floating, np.integer)) else v) for k, v in record.items()}
+    # no episode ended in this window: say nothing rather than NaN (which is not JSON)
+    return {k: (None if isinstance(v, float) and not np.isfinite(v) else v) for k, v in record.items()}
 
 
 def train(config: Config, progress: bool = True) -> dict[str, Any]:
@@ -172,19 +174,19 @@ def train(config: Config, progress: bool = True) -> dict[str, Any]:
     next_checkpoint = step + config.train.checkpoint_every
     start = time.perf_counter()
     record: dict[str, Any] = {}
-    metrics_path = run_dir / "metrics.jsonl"
+    tracker = Tracker(run_dir, config, console=progress)
     with tqdm(total=config.train.steps, initial=step, unit="step", desc="train", disable=not progress,
-              dynamic_ncols=True) as bar, open(metrics_path, "a") as metrics_file:
+              dynamic_ncols=True) as bar:
         while step < config.train.steps:
             result = algo.train()
             step = algo.counters["env_steps"]
             bar.update(step - bar.n)
             record = _record(result, step, time.perf_counter() - start, start_step)
-            bar.set_postfix({"return": f"{record.get('episode/return', float('nan')):.2f}",
+            episode_return = record.get("episode/return")
+            bar.set_postfix({"return": "-" if episode_return is None else f"{episode_return:.2f}",
                              "ratio": f"{record['perf/train_ratio']:.1f}"})
             if step >= next_log or step >= config.train.steps:
-                metrics_file.write(json.dumps(record) + "\n")
-                metrics_file.flush()
+                tracker.log(record)
                 next_log = step + config.train.log_every
             if step >= next_checkpoint or step >= config.train.steps:
                 save_checkpoint(algo, run_dir, step)
@@ -196,5 +198,7 @@ def train(config: Config, progress: bool = True) -> dict[str, Any]:
         report = evaluate(config, progress=progress, agent=agent, episodes=config.train.eval_episodes, save=False)
         print(format_report(report))
         record["eval/return"] = report["return"]["mean"]
+        tracker.summary({"eval/return": report["return"]["mean"], "eval/return_std": report["return"]["std"]})
+    tracker.finish()
     algo.stop()
     return record

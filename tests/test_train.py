@@ -7,6 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
+from tests.wandb_records import history, run_files
+
 ROOT = Path(__file__).resolve().parent.parent
 FORETHOUGHT = Path(sys.executable).parent / "forethought"
 
@@ -32,6 +34,10 @@ def test_train_then_resume_continues_with_the_whole_replay(tmp_path):
     assert {"episode/return", "world_model/loss", "actor_critic/actor_loss"} <= set(log[-1])
     checkpoint = sorted((run_dir / "checkpoints").glob("step_*"))[-1]
     assert (checkpoint / "complete").exists()
+    # the same records went to W&B (offline), keyed by env steps
+    rows = history(run_dir)
+    assert [row["_step"] for row in rows] == [r["step"] for r in log]
+    assert rows[-1]["world_model/loss"] == log[-1]["world_model/loss"]
     saved = np.load(checkpoint / "replay.npz")
     replay_steps = int(saved["filled"].sum())
     assert replay_steps > 0
@@ -43,6 +49,10 @@ def test_train_then_resume_continues_with_the_whole_replay(tmp_path):
     resumed = records(run_dir)[len(log):]
     assert resumed and resumed[0]["step"] > step and resumed[-1]["step"] >= 640
     assert resumed[-1]["perf/updates"] == resumed[-1]["step"] * 8 / (4 * 16)  # counters carried over
+    # the resumed run continues the same W&B run
+    files = run_files(run_dir)
+    assert len(files) == 2 and files[0].name == files[1].name
+    assert [row["_step"] for row in history(run_dir)] == [r["step"] for r in records(run_dir)]
 
     mismatch = train(f"run.dir={run_dir}", "train.batch_size=8")
     assert mismatch.returncode == 2
