@@ -25,7 +25,7 @@ def _fields_epilog() -> str:
 
 
 def _add_config_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("-c", "--configs", nargs="+", default=[], metavar="PRESET", help=PRESET_HELP)
+    parser.add_argument("-c", "--configs", nargs="+", action="extend", default=[], metavar="PRESET", help=PRESET_HELP)
     parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help=OVERRIDE_HELP)
     parser.add_argument("--print-config", action="store_true", help="print the resolved config as YAML and exit")
 

@@ -136,13 +136,13 @@ def _check_resume(config: Config, run_dir: Path) -> None:
                           "use another run.dir or the same settings")
 
 
-def _record(result: dict[str, Any], step: int, seconds: float, start_step: int) -> dict[str, Any]:
-    runners = result.get("env_runners", {})
+def _record(algo: Any, result: dict[str, Any], step: int, seconds: float, start_step: int) -> dict[str, Any]:
     learner = result.get("learners", {}).get("default_policy", {})
-    record: dict[str, Any] = {"step": step, "time_s": round(seconds, 2)}
-    if "episode_return_mean" in runners:
-        record["episode/return"] = runners["episode_return_mean"]
-        record["episode/length"] = runners.get("episode_len_mean")
+    record: dict[str, Any] = {"step": step, "time_s": round(seconds, 2), "episodes": algo.counters["episodes"]}
+    if algo.recent_episodes:  # the last (up to) 100 finished episodes
+        returns, lengths = zip(*algo.recent_episodes, strict=True)
+        record["episode/return"] = float(np.mean(returns))
+        record["episode/length"] = float(np.mean(lengths))
     record["perf/env_steps_per_s"] = (step - start_step) / max(seconds, 1e-9)
     record["perf/train_ratio"] = result.get("perf/train_ratio")
     record["perf/updates"] = result.get("counters/updates")
@@ -181,7 +181,7 @@ def train(config: Config, progress: bool = True) -> dict[str, Any]:
             result = algo.train()
             step = algo.counters["env_steps"]
             bar.update(step - bar.n)
-            record = _record(result, step, time.perf_counter() - start, start_step)
+            record = _record(algo, result, step, time.perf_counter() - start, start_step)
             episode_return = record.get("episode/return")
             bar.set_postfix({"return": "-" if episode_return is None else f"{episode_return:.2f}",
                              "ratio": f"{record['perf/train_ratio']:.1f}"})

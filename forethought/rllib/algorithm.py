@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import pickle
 import random
+from collections import deque
 from pathlib import Path
 from typing import Any
 
@@ -85,6 +86,8 @@ class ForethoughtAlgorithm(Algorithm):
         probe.close()
         self.counters = {"env_steps": 0, "replayed_steps": 0, "updates": 0, "episodes": 0}
         self._carry: dict[str, float] = {}  # reward on arrival at the next chunk's first observation
+        self._running: dict[str, list[float]] = {}  # return and length so far of unfinished episodes
+        self.recent_episodes: deque[tuple[float, int]] = deque(maxlen=100)  # (return, length) of finished ones
 
     # --- data ---------------------------------------------------------------------------------
     def _store(self, episodes: list[Any]) -> int:
@@ -108,11 +111,16 @@ class ForethoughtAlgorithm(Algorithm):
             steps = {k: np.asarray(v)[:m] for k, v in obs.items()}
             steps.update(action=actions[:m], reward=arrival[:m], is_first=np.arange(m) == 0 if first else
                          np.zeros(m, bool), is_terminal=np.zeros(m, bool))
+            running = self._running.pop(episode.id_, [0.0, 0])
+            running[0] += float(rewards.sum())
+            running[1] += n
             if done:
                 steps["is_terminal"][-1] = bool(episode.is_terminated)
                 self.counters["episodes"] += 1
+                self.recent_episodes.append((running[0], int(running[1])))
             else:
                 self._carry[episode.id_] = float(rewards[-1])
+                self._running[episode.id_] = running
             self.replay.add(str(episode.id_), steps, done)
             added += n
         return added
@@ -154,7 +162,9 @@ class ForethoughtAlgorithm(Algorithm):
     def save_extra(self, path: Path) -> None:
         """Write the replay, counters and random state beside RLlib's own checkpoint files."""
         self.replay.save(path / "replay.npz")
-        (path / "forethought_state.json").write_text(json.dumps({"counters": self.counters, "carry": self._carry}))
+        state = {"counters": self.counters, "carry": self._carry, "running": self._running,
+                 "recent_episodes": list(self.recent_episodes)}
+        (path / "forethought_state.json").write_text(json.dumps(state))
         rng = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
         with open(path / "rng.pkl", "wb") as file:
             pickle.dump(rng, file)
@@ -163,7 +173,8 @@ class ForethoughtAlgorithm(Algorithm):
         """Restore what ``save_extra`` wrote."""
         self.replay.load(path / "replay.npz")
         state = json.loads((path / "forethought_state.json").read_text())
-        self.counters, self._carry = state["counters"], state["carry"]
+        self.counters, self._carry, self._running = state["counters"], state["carry"], state["running"]
+        self.recent_episodes.extend((float(r), int(n)) for r, n in state["recent_episodes"])
         with open(path / "rng.pkl", "rb") as file:
             rng = pickle.load(file)  # our own file, written by save_extra
         random.setstate(rng["python"])

@@ -1,0 +1,228 @@
+"""Full agent updates per second, ours against RLlib's DreamerV3 learner, side by side in one process.
+
+One update is everything a DreamerV3 learner does per replayed batch: a world-model step, imagination
+of ``--horizon`` steps from every posterior state, and the actor and critic steps (plus the slow
+critic's EMA). Both sides get the same synthetic batch of B x T steps of 64 x 64 x 3 uint8 images
+and 5 discrete actions (the Pin Pad observation), in the dict format that RLlib's
+``DreamerV3.training_step`` hands to ``LearnerGroup.update``. Each timed update starts from that
+numpy dict on both sides: RLlib's learner converts it itself, ours converts it to torch tensors
+(inside the timed region, so both sides pay for their input).
+
+RLlib runs at one of its model sizes (``--size``, default XS); ours runs at the published-style
+preset with one or two widths changed so that the parameter counts (all parameters, the slow/EMA
+critic included on both sides) are within 10%. The script fails if they are not. Both sides run in
+eager mode with the same torch thread count. The first ``--warmup`` updates of each side (and the
+Ray start and algorithm build) are excluded; then the sides alternate, their order flipping every
+repeat, each repeat timing ``--updates`` updates per side.
+
+    python -m benchmarks.update_speed                     # XS, 5 repeats of 3 updates per side
+    python -m benchmarks.update_speed --quick             # XXS, 2 repeats of 1 update
+    python -m benchmarks.update_speed --size S --device cuda --threads 4
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+from typing import Any
+
+from benchmarks.common import print_table, spread, write_results
+
+#: RLlib model size -> our world-model preset, its changed fields and the actor-critic width, chosen
+#: so that the two parameter counts are within 10% (XXS: +1.8%, XS: -0.3%, S: +0.7%).
+MATCHED: dict[str, tuple[str, dict[str, int], int]] = {
+    "XXS": ("12M", {"deter": 384, "units": 128}, 128),
+    "XS": ("12M", {"deter": 1024}, 256),
+    "S": ("25M", {"deter": 1536}, 384),
+}
+TOLERANCE = 0.10
+ACTIONS = 5
+ENV_NAME = "forethought-update-speed-pinpad4"
+
+
+def _sample(batch: int, length: int) -> dict[str, Any]:
+    """A replay sample as ``DreamerV3.training_step`` builds it, for a Discrete(ACTIONS) env."""
+    import numpy as np
+    from ray.rllib.utils.numpy import one_hot
+
+    rng = np.random.default_rng(0)
+    actions_ints = rng.integers(0, ACTIONS, (batch, length))
+    flags = np.zeros((batch, length), dtype=bool)
+    is_first, is_last = flags.copy(), flags.copy()
+    is_first[:, 0] = True
+    is_last[:, -1] = True
+    return {"obs": rng.integers(0, 256, (batch, length, 64, 64, 3), dtype=np.uint8),
+            "actions": one_hot(actions_ints, depth=ACTIONS), "actions_ints": actions_ints,
+            "rewards": rng.standard_normal((batch, length)).astype(np.float32),
+            "is_first": is_first, "is_last": is_last, "is_terminated": flags.copy(), "is_truncated": flags.copy()}
+
+
+def _ours_batch(sample: dict[str, Any], device: str) -> dict[str, Any]:
+    """Our agent's batch [B, T, ...] from the same sample."""
+    import torch
+
+    pairs = {"image": "obs", "action": "actions", "reward": "rewards", "is_first": "is_first",
+             "is_terminal": "is_terminated"}
+    return {ours: torch.from_numpy(sample[theirs]).to(device) for ours, theirs in pairs.items()}
+
+
+def _count(module: Any, skip: tuple[str, ...] = ()) -> int:
+    return sum(p.numel() for name, p in module.named_parameters() if not any(s in name for s in skip))
+
+
+def build_ours(size: str, batch_device: str, horizon: int) -> tuple[Any, dict[str, Any]]:
+    """Our DreamerAgent at the size matched to RLlib's ``size``."""
+    import torch
+
+    from agents.actions import ActionSpec
+    from agents.actor_critic import ActorCriticConfig
+    from agents.dreamer import DreamerAgent, DreamerConfig
+    from world_models.config import sized
+
+    preset, changes, units = MATCHED[size]
+    torch.manual_seed(0)
+    config = DreamerConfig(world_model=sized(preset, **changes), actor_critic=ActorCriticConfig(units=units),
+                           horizon=horizon)
+    agent = DreamerAgent({"image": (64, 64, 3)}, ActionSpec.discrete(ACTIONS), config).to(batch_device)
+    described = ", ".join(f"{k}={v}" for k, v in changes.items())
+    return agent, {"model": f"sized({preset!r}, {described}), actor-critic units={units}",
+                   "world_model_preset": preset, "world_model_changes": changes, "actor_critic_units": units,
+                   "parameters": _count(agent), "parameters_without_slow_critic": _count(agent, ("slow_critic.",))}
+
+
+def build_rllib(size: str, batch: int, length: int, horizon: int, device: str) -> tuple[Any, dict[str, Any]]:
+    """RLlib's DreamerV3 algorithm (local learner, no remote env runners) on a Pin Pad env."""
+    import gymnasium as gym
+    from ray.rllib.algorithms.dreamerv3 import DreamerV3Config
+    from ray.rllib.core import DEFAULT_MODULE_ID
+    from ray.tune.registry import register_env
+
+    def make_env(_config: Any) -> gym.Env:
+        import envs  # noqa: F401  (registers the forethought/ ids)
+
+        return gym.make("forethought/PinPad4-v0")
+
+    register_env(ENV_NAME, make_env)
+    config = (DreamerV3Config()
+              .environment(ENV_NAME)
+              .env_runners(num_env_runners=0)
+              .learners(num_learners=0, num_gpus_per_learner=1 if device.startswith("cuda") else 0)
+              .training(model_size=size, batch_size_B=batch, batch_length_T=length, horizon_H=horizon)
+              .debugging(seed=0))
+    algo = config.build_algo()
+    spaces = make_env(None)
+    assert isinstance(spaces.action_space, gym.spaces.Discrete) and spaces.action_space.n == ACTIONS, (
+        f"expected Discrete({ACTIONS}) actions, got {spaces.action_space}")
+    assert spaces.observation_space.shape == (64, 64, 3), spaces.observation_space
+
+    def counts(learner: Any) -> tuple[int, int]:
+        module = learner.module[DEFAULT_MODULE_ID]
+        return _count(module), _count(module, ("_ema.",))
+
+    (total, without_ema), *_ = [r.get() for r in algo.learner_group.foreach_learner(counts)]  # one local learner
+    return algo, {"model": f"DreamerV3Config model_size={size!r}", "model_size": size, "parameters": total,
+                  "parameters_without_slow_critic": without_ema}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="XXS, 2 repeats of 1 update (a smoke test)")
+    parser.add_argument("--size", choices=sorted(MATCHED), help="RLlib model size (default XS; XXS with --quick)")
+    parser.add_argument("--batch", type=int, default=16, help="sequences per batch, B (default 16)")
+    parser.add_argument("--length", type=int, default=64, help="steps per sequence, T (default 64)")
+    parser.add_argument("--horizon", type=int, default=15, help="imagination horizon (default 15)")
+    parser.add_argument("--repeats", type=int, help="timed repeats per side (default 5; 2 with --quick)")
+    parser.add_argument("--updates", type=int, help="updates per side per repeat (default 3; 1 with --quick)")
+    parser.add_argument("--warmup", type=int, default=2, help="untimed updates per side first (default 2)")
+    parser.add_argument("--threads", type=int, help="torch threads for both sides (default: torch's own)")
+    parser.add_argument("--device", default="auto", help="cpu, cuda or auto (default: cuda when available)")
+    args = parser.parse_args()
+
+    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    import ray
+    import torch
+    from ray.rllib.policy.sample_batch import SampleBatch
+    from ray.rllib.utils.metrics import NUM_ENV_STEPS_SAMPLED_LIFETIME
+
+    device = ("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        parser.error("--device cuda asked for, but torch sees no GPU")
+    size = args.size or ("XXS" if args.quick else "XS")
+    repeats = args.repeats or (2 if args.quick else 5)
+    updates = args.updates or (1 if args.quick else 3)
+
+    start = time.perf_counter()
+    ray.init(address="local", num_cpus=2, num_gpus=1 if device.startswith("cuda") else 0, include_dashboard=False,
+             object_store_memory=256 * 2**20, log_to_driver=False)
+    algo, theirs = build_rllib(size, args.batch, args.length, args.horizon, device)
+    agent, ours = build_ours(size, device, args.horizon)
+    setup = time.perf_counter() - start
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    threads = torch.get_num_threads()
+
+    gap = ours["parameters"] / theirs["parameters"] - 1
+    print(f"parameters: ours {ours['parameters']:,} ({ours['model']}), RLlib {theirs['parameters']:,} "
+          f"({theirs['model']}): {gap:+.1%}", flush=True)
+    if abs(gap) > TOLERANCE:
+        raise SystemExit(f"parameter counts differ by {gap:+.1%}, more than {TOLERANCE:.0%}: fix MATCHED[{size!r}]")
+
+    sample = _sample(args.batch, args.length)
+    timesteps = {NUM_ENV_STEPS_SAMPLED_LIFETIME: args.batch * args.length}
+    sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
+
+    def step_ours() -> None:
+        agent.update(_ours_batch(sample, device))
+
+    def step_rllib() -> None:
+        algo.learner_group.update(batch=SampleBatch(dict(sample)).as_multi_agent(), timesteps=timesteps)
+
+    sides = {"forethought": (step_ours, ours), "rllib": (step_rllib, theirs)}
+    for name, (step, record) in sides.items():
+        begin = time.perf_counter()
+        for _ in range(args.warmup):
+            step()
+        sync()
+        record["warmup_s"] = time.perf_counter() - begin
+        print(f"warmed up {name}: {record['warmup_s']:.1f} s for {args.warmup} updates", flush=True)
+
+    rates: dict[str, list[float]] = {name: [] for name in sides}
+    for repeat in range(repeats):
+        for name in (list(sides) if repeat % 2 == 0 else list(sides)[::-1]):
+            step = sides[name][0]
+            begin = time.perf_counter()
+            for _ in range(updates):
+                step()
+            sync()
+            rates[name].append(updates / (time.perf_counter() - begin))
+        print(f"repeat {repeat + 1}/{repeats}: " + ", ".join(f"{n} {r[-1]:.3g}/s" for n, r in rates.items()),
+              flush=True)
+    ray.shutdown()
+
+    rows = []
+    for name, (_, record) in sides.items():
+        rows.append({"side": name, "device": device, "batch": args.batch, "length": args.length,
+                     "horizon": args.horizon, "threads": threads, **record, "updates_per_s": spread(rates[name])})
+    ratio = rows[0]["updates_per_s"]["median"] / rows[1]["updates_per_s"]["median"]
+    paired = [a / b for a, b in zip(rates["forethought"], rates["rllib"], strict=True)]
+    table = [{"side": r["side"], "model": r["model"], "device": r["device"], "params": f"{r['parameters']:,}",
+              "updates/s": f"{r['updates_per_s']['median']:.3g}",
+              "range": f"{r['updates_per_s']['min']:.3g}-{r['updates_per_s']['max']:.3g}",
+              "warm-up s": f"{r['warmup_s']:.1f}"} for r in rows]
+    print()
+    print_table(table, ["side", "model", "device", "params", "updates/s", "range", "warm-up s"])
+    print(f"\nratio ours/RLlib (medians): {ratio:.2f}x (per-repeat {min(paired):.2f}-{max(paired):.2f}; target >= 2x)")
+    print(f"B={args.batch} T={args.length} H={args.horizon}, {threads} torch threads, {repeats} repeats x {updates} "
+          f"updates per side; excluded: Ray start and build ({setup:.0f} s), {args.warmup} warm-up updates per side")
+    path = write_results("update_speed", rows, {
+        "ratio_ours_over_rllib": ratio, "ratio_per_repeat": spread(paired), "rllib_model_size": size,
+        "parameter_gap": gap, "parameters_counted": "all parameters, the slow (EMA) critic included on both sides",
+        "batch": args.batch, "length": args.length, "horizon": args.horizon, "threads": threads,
+        "repeats": repeats, "updates_per_repeat": updates, "warmup_updates": args.warmup, "setup_s": setup,
+        "excluded": "Ray start, algorithm and agent build, warm-up updates", "compiled": False})
+    print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()
