@@ -9,6 +9,7 @@ towards a slow EMA copy of itself. Instances differ only in their action spec, t
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -86,6 +87,8 @@ class ActorCritic(nn.Module):
         self.retnorm = ReturnNormalizer()
         self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=c.actor_lr, eps=c.eps)
         self.critic_opt = torch.optim.Adam(self.critic.parameters(), lr=c.critic_lr, eps=c.eps)
+        #: called with the parameters after backward, before clipping (data-parallel learners)
+        self.grad_sync: Callable[[list[nn.Parameter]], None] | None = None
 
     bins: torch.Tensor
 
@@ -144,6 +147,8 @@ class ActorCritic(nn.Module):
         self.actor_opt.zero_grad(set_to_none=True)
         self.critic_opt.zero_grad(set_to_none=True)
         (actor_loss + critic_loss).backward()  # disjoint parameters: one backward serves both
+        if self.grad_sync is not None:
+            self.grad_sync([*self.actor.parameters(), *self.critic.parameters()])
         metrics["actor_grad_norm"] = nn.utils.clip_grad_norm_(self.actor.parameters(), c.grad_clip)
         metrics["critic_grad_norm"] = nn.utils.clip_grad_norm_(self.critic.parameters(), c.grad_clip)
         self.actor_opt.step()

@@ -6,7 +6,9 @@ critic's EMA). Both sides get the same synthetic batch of B x T steps of 64 x 64
 and 5 discrete actions (the Pin Pad observation), in the dict format that RLlib's
 ``DreamerV3.training_step`` hands to ``LearnerGroup.update``. Each timed update starts from that
 numpy dict on both sides: RLlib's learner converts it itself, ours converts it to torch tensors
-(inside the timed region, so both sides pay for their input).
+(inside the timed region, so both sides pay for their input). RLlib's torch DreamerV3 cannot take
+uint8 images (its CNN fails on them), so its side gets the same images as float32 in [-1, 1], the
+form RLlib's own image wrapper (``NormalizedImageEnv``) stores in its replay buffer; ours gets uint8.
 
 RLlib runs at one of its model sizes (``--size``, default XS); ours runs at the published-style
 preset with one or two widths changed so that the parameter counts (all parameters, the slow/EMA
@@ -94,14 +96,16 @@ def build_ours(size: str, batch_device: str, horizon: int) -> tuple[Any, dict[st
 def build_rllib(size: str, batch: int, length: int, horizon: int, device: str) -> tuple[Any, dict[str, Any]]:
     """RLlib's DreamerV3 algorithm (local learner, no remote env runners) on a Pin Pad env."""
     import gymnasium as gym
+    import numpy as np
     from ray.rllib.algorithms.dreamerv3 import DreamerV3Config
     from ray.rllib.core import DEFAULT_MODULE_ID
+    from ray.rllib.env.wrappers.atari_wrappers import NormalizedImageEnv
     from ray.tune.registry import register_env
 
     def make_env(_config: Any) -> gym.Env:
         import envs  # noqa: F401  (registers the forethought/ ids)
 
-        return gym.make("forethought/PinPad4-v0")
+        return NormalizedImageEnv(gym.make("forethought/PinPad4-v0"))  # RLlib's learner needs float images
 
     register_env(ENV_NAME, make_env)
     config = (DreamerV3Config()
@@ -115,6 +119,7 @@ def build_rllib(size: str, batch: int, length: int, horizon: int, device: str) -
     assert isinstance(spaces.action_space, gym.spaces.Discrete) and spaces.action_space.n == ACTIONS, (
         f"expected Discrete({ACTIONS}) actions, got {spaces.action_space}")
     assert spaces.observation_space.shape == (64, 64, 3), spaces.observation_space
+    assert spaces.env.observation_space.dtype == np.uint8, spaces.env.observation_space
 
     def counts(learner: Any) -> tuple[int, int]:
         module = learner.module[DEFAULT_MODULE_ID]
@@ -140,6 +145,7 @@ def main() -> None:
     args = parser.parse_args()
 
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    import numpy as np
     import ray
     import torch
     from ray.rllib.policy.sample_batch import SampleBatch
@@ -169,6 +175,9 @@ def main() -> None:
         raise SystemExit(f"parameter counts differ by {gap:+.1%}, more than {TOLERANCE:.0%}: fix MATCHED[{size!r}]")
 
     sample = _sample(args.batch, args.length)
+    # RLlib's torch DreamerV3 fails on uint8 images ("expected scalar type Byte but found Float"): its
+    # buffer holds them as NormalizedImageEnv makes them, float32 in [-1, 1]; ours holds the uint8 images.
+    rllib_sample = {**sample, "obs": sample["obs"].astype(np.float32) / 128.0 - 1.0}
     timesteps = {NUM_ENV_STEPS_SAMPLED_LIFETIME: args.batch * args.length}
     sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
 
@@ -176,7 +185,7 @@ def main() -> None:
         agent.update(_ours_batch(sample, device))
 
     def step_rllib() -> None:
-        algo.learner_group.update(batch=SampleBatch(dict(sample)).as_multi_agent(), timesteps=timesteps)
+        algo.learner_group.update(batch=SampleBatch(dict(rllib_sample)).as_multi_agent(), timesteps=timesteps)
 
     sides = {"forethought": (step_ours, ours), "rllib": (step_rllib, theirs)}
     for name, (step, record) in sides.items():
@@ -220,7 +229,8 @@ def main() -> None:
         "parameter_gap": gap, "parameters_counted": "all parameters, the slow (EMA) critic included on both sides",
         "batch": args.batch, "length": args.length, "horizon": args.horizon, "threads": threads,
         "repeats": repeats, "updates_per_repeat": updates, "warmup_updates": args.warmup, "setup_s": setup,
-        "excluded": "Ray start, algorithm and agent build, warm-up updates", "compiled": False})
+        "excluded": "Ray start, algorithm and agent build, warm-up updates", "compiled": False,
+        "observations": "ours uint8 [0, 255]; RLlib float32 [-1, 1] (NormalizedImageEnv), same images"})
     print(f"wrote {path}")
 
 

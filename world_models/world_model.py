@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +53,9 @@ class WorldModel(nn.Module):
         self.cont_head = nn.Sequential(MLP(feat, c.units, c.layers), nn.Linear(c.units, 1))
         self.register_buffer("bins", twohot_bins(c.bins), persistent=False)
         self.optimizer = torch.optim.Adam(self.parameters(), lr=c.lr, eps=c.eps)
+        #: called with the parameters after backward, before clipping: data-parallel learners average
+        #: their gradients here (set by the trainer; None on one learner)
+        self.grad_sync: Callable[[list[nn.Parameter]], None] | None = None
 
     @property
     def keys(self) -> list[str]:
@@ -151,6 +154,8 @@ class WorldModel(nn.Module):
         if not torch.isfinite(loss):
             raise FloatingPointError(f"world-model loss is {float(loss)}; metrics: {metrics}")
         loss.backward()
+        if self.grad_sync is not None:
+            self.grad_sync(list(self.parameters()))
         norm = nn.utils.clip_grad_norm_(self.parameters(), self.config.grad_clip)
         self.optimizer.step()
         metrics["world_model/grad_norm"] = float(norm)

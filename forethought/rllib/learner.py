@@ -11,11 +11,27 @@ from ray.rllib.core.learner.torch.torch_learner import TorchLearner
 BATCH_KEYS = ("action", "reward", "is_first", "is_terminal")
 
 
+def average_gradients(params: list[torch.nn.Parameter]) -> None:
+    """All-reduce the gradients of ``params`` to their mean over the learners (one flat buffer)."""
+    import torch.distributed as dist
+
+    grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in params]
+    flat = torch.cat([g.reshape(-1) for g in grads])
+    dist.all_reduce(flat)
+    flat /= dist.get_world_size()
+    offset = 0
+    for p, g in zip(params, grads, strict=True):
+        p.grad = flat[offset : offset + g.numel()].view_as(g)
+        offset += g.numel()
+
+
 class AgentLearner(TorchLearner):
     """Calls the agent's own update; RLlib keeps the optimisers' state in its checkpoints."""
 
     def configure_optimizers_for_module(self, module_id: str, config: Any = None) -> None:
         agent = self.module[module_id].unwrapped().agent
+        if self.config.num_learners > 1:  # data-parallel: every learner steps with the mean gradient
+            agent.world_model.grad_sync = agent.actor_critic.grad_sync = average_gradients
         optimizers = {"world_model": (agent.world_model.optimizer, agent.world_model.parameters()),
                       "actor": (agent.actor_critic.actor_opt, agent.actor_critic.actor.parameters()),
                       "critic": (agent.actor_critic.critic_opt, agent.actor_critic.critic.parameters())}
