@@ -229,16 +229,21 @@ class ActionRepeat(gym.Wrapper):
 
 
 class SeededReset(gym.Wrapper):
-    """Seed the first reset (and the action space) so that a seed reproduces a whole run."""
+    """Seed the first reset (and the action space) so that a seed reproduces a whole run.
 
-    def __init__(self, env: gym.Env, seed: int | None):
+    A seed passed to that first reset wins, unless ``override``: then this wrapper's seed does
+    (for callers such as RLlib's env runners that seed every copy with overlapping numbers).
+    """
+
+    def __init__(self, env: gym.Env, seed: int | None, override: bool = False):
         super().__init__(env)
         self._pending = seed
+        self._override = override and seed is not None
         if seed is not None:
             self.action_space.seed(seed)
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
-        seed = self._pending if seed is None else seed
+        seed = self._pending if seed is None or (self._override and self._pending is not None) else seed
         self._pending = None
         return self.env.reset(seed=seed, options=options)
 

@@ -61,6 +61,13 @@ class EvalConfig(Section):
     """Frames per second of the video."""
 
 
+def env_kwargs(config: Config) -> dict[str, Any]:
+    """Keyword arguments of ``envs.make`` for the configured env (without the seed)."""
+    env = config.env
+    return {"env_id": env.id, "image_size": tuple(env.image_size), "action_repeat": env.action_repeat,
+            "time_limit": env.time_limit, **env.options}
+
+
 class AgentConfig(Section):
     """The agent and its sizes."""
 
@@ -92,7 +99,9 @@ class TrainConfig(Section):
     replay_capacity: PositiveInt = 100_000
     """Steps kept in replay (allocated up front; the memory is printed at start)."""
     recent_fraction: float = Field(0.0, ge=0, le=1)
-    """Share of replayed sequences drawn from the newest data."""
+    """Share of replayed sequences drawn from the newest data (see recent_window)."""
+    recent_window: PositiveInt = 10_000
+    """How many of the newest steps (in all) count as recent for recent_fraction."""
     prefill: int = Field(1000, ge=0)
     """Env steps of random actions before training starts."""
     rollout_length: PositiveInt = 64

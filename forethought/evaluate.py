@@ -13,7 +13,7 @@ import numpy as np
 from tqdm import tqdm
 
 import envs
-from forethought.config import Config, save_config
+from forethought.config import Config, env_kwargs, save_config
 from forethought.stats import summarize
 from forethought.video import write_video
 
@@ -66,15 +66,7 @@ class AgentPolicy:
 
 def make_env(config: Config, capture_frames: bool = False) -> gym.Env:
     """The configured env, seeded with the run's seed."""
-    return envs.make(
-        config.env.id,
-        seed=config.run.seed,
-        image_size=config.env.image_size,
-        action_repeat=config.env.action_repeat,
-        time_limit=config.env.time_limit,
-        capture_frames=capture_frames,
-        **config.env.options,
-    )
+    return envs.make(**env_kwargs(config), seed=config.run.seed, capture_frames=capture_frames)
 
 
 def run_episodes(env: gym.Env, policy: Policy, episodes: int, progress: bool = True) -> dict[str, Any]:

@@ -23,10 +23,14 @@ CONSOLE_KEYS = ("episode/return", "episode/length", "perf/env_steps_per_s", "per
 class Tracker:
     """One sink for metric records: JSONL always, the console, and W&B unless disabled."""
 
-    def __init__(self, run_dir: Path, config: Config, console: bool = True):
+    def __init__(self, run_dir: Path, config: Config, console: bool = True, resume_step: int = 0):
         self.run_dir = run_dir
         self.console = console
-        self.file = open(run_dir / "metrics.jsonl", "a")
+        path = run_dir / "metrics.jsonl"
+        if path.exists():  # a run resumed from a checkpoint drops the records written after it
+            kept = [line for line in path.read_text().splitlines() if json.loads(line)["step"] <= resume_step]
+            path.write_text("".join(line + "\n" for line in kept))
+        self.file = open(path, "a")
         self.wandb: Any = None
         if config.run.wandb != "disabled":
             import wandb

@@ -8,6 +8,7 @@ checkpoint.
 
 from __future__ import annotations
 
+import itertools
 import os
 import shutil
 import time
@@ -18,7 +19,7 @@ import numpy as np
 import yaml
 from tqdm import tqdm
 
-from forethought.config import Config, ConfigError, save_config
+from forethought.config import Config, ConfigError, env_kwargs, save_config
 from forethought.tracking import Tracker
 
 CHECKPOINTS = "checkpoints"
@@ -41,9 +42,8 @@ def algorithm_config(config: Config) -> Any:
     """The RLlib config of a Forethought run."""
     from forethought.rllib.algorithm import ENV_NAME, ForethoughtConfig
 
-    env, train, scale = config.env, config.train, config.scale
-    env_config = {"env_id": env.id, "seed": config.run.seed, "image_size": tuple(env.image_size),
-                  "action_repeat": env.action_repeat, "time_limit": env.time_limit, **env.options}
+    train, scale = config.train, config.scale
+    env_config = {**env_kwargs(config), "seed": config.run.seed}
     return (
         ForethoughtConfig()
         .environment(ENV_NAME, env_config=env_config)
@@ -58,8 +58,39 @@ def algorithm_config(config: Config) -> Any:
         .training(agent_config=_agent_config(config), batch_size_B=train.batch_size,
                   batch_length_T=train.batch_length, train_ratio=train.train_ratio,
                   replay_capacity=train.replay_capacity, recent_fraction=train.recent_fraction,
+                  recent_window=train.recent_window,
                   prefill_steps=train.prefill)
     )
+
+
+def check_setup(config: Config) -> None:
+    """Build the agent on the meta device and size the replay before any Ray work: bad combinations
+    (image sizes the CNN cannot take, GRU blocks that do not divide the state, a replay too small for
+    one sequence) fail here with one sentence."""
+    import torch
+
+    import envs
+    from agents.dreamer import DreamerAgent
+    from forethought.rllib.algorithm import replay_lanes
+    from forethought.spaces import action_spec, obs_shapes
+
+    agent_config = _agent_config(config)
+    probe = envs.make(**env_kwargs(config))
+    try:
+        spec = action_spec(probe.action_space)
+        with torch.device("meta"):
+            DreamerAgent(obs_shapes(probe.observation_space), spec, agent_config)
+    except (ValueError, AssertionError) as error:
+        raise ConfigError(f"the agent cannot be built for env '{config.env.id}' with this config: {error}") from None
+    finally:
+        probe.close()
+    train, scale = config.train, config.scale
+    lanes = replay_lanes(scale.num_env_runners, scale.num_envs_per_env_runner)
+    if train.replay_capacity // lanes < train.batch_length:
+        raise ConfigError(
+            f"train.replay_capacity={train.replay_capacity} keeps {train.replay_capacity // lanes} steps per env "
+            f"stream ({lanes} streams), fewer than train.batch_length={train.batch_length}; accepted: at least "
+            f"{train.batch_length * lanes}")
 
 
 def start_ray(config: Config) -> None:
@@ -82,16 +113,19 @@ def register_env() -> None:
     from ray.tune.registry import register_env as register
 
     import envs
+    from envs.wrappers import SeededReset
     from forethought.rllib.algorithm import ENV_NAME
+
+    copies = itertools.count()  # envs made in this process (RLlib's vector_index is 0 for every copy)
 
     def create(env_config: dict[str, Any]) -> Any:
         options = dict(env_config)
-        # each vectorised copy in each runner gets its own seed stream
-        seed = options.pop("seed", None)
-        worker = getattr(env_config, "worker_index", 0)
-        vector = getattr(env_config, "vector_index", 0)
-        return envs.make(options.pop("env_id"), seed=None if seed is None else seed + 1000 * worker + vector,
-                         **options)
+        seed = options.pop("seed")
+        env = envs.make(options.pop("env_id"), **options)
+        # every copy in every runner its own stream; RLlib's own reset seeds (seed + runner index,
+        # plus the copy's index) would repeat across runners and across nearby run seeds
+        unique = seed + 100_003 * getattr(env_config, "worker_index", 0) + next(copies)
+        return SeededReset(env, unique, override=True)
 
     register(ENV_NAME, create)
 
@@ -99,7 +133,7 @@ def register_env() -> None:
 def latest_checkpoint(run_dir: Path) -> Path | None:
     """The newest complete checkpoint of a run folder, or None."""
     folder = run_dir / CHECKPOINTS
-    done = sorted(p for p in folder.glob("step_*") if (p / "complete").exists()) if folder.exists() else []
+    done = sorted(p for p in folder.glob("step_*") if not p.name.endswith(".tmp") and (p / "complete").exists())
     return done[-1] if done else None
 
 
@@ -122,7 +156,7 @@ def save_checkpoint(algo: Any, run_dir: Path, step: int, keep: int = 2) -> Path:
 def _check_resume(config: Config, run_dir: Path) -> None:
     """Refuse to resume a folder whose run had another setup; a longer budget is fine."""
     path = run_dir / "config.yaml"
-    if not path.exists():
+    if not path.exists() or latest_checkpoint(run_dir) is None:  # nothing to resume: any setup may start
         return
     before = yaml.safe_load(path.read_text())
     now = config.model_dump(mode="json")
@@ -158,6 +192,7 @@ def train(config: Config, progress: bool = True) -> dict[str, Any]:
     """Train (or resume) the configured run and evaluate it; returns the final record."""
     run_dir = Path(config.run.dir)
     _check_resume(config, run_dir)
+    check_setup(config)
     save_config(config, run_dir / "config.yaml")
     start_ray(config)
     register_env()
@@ -165,8 +200,13 @@ def train(config: Config, progress: bool = True) -> dict[str, Any]:
     print(f"replay: {config.train.replay_capacity:,} steps, {algo.replay.nbytes / 2**20:,.1f} MiB allocated")
     checkpoint = latest_checkpoint(run_dir)
     if checkpoint:
-        algo.restore_from_path(str((checkpoint / "algorithm").resolve()))
-        algo.load_extra(checkpoint)
+        try:
+            algo.restore_from_path(str((checkpoint / "algorithm").resolve()))
+            algo.load_extra(checkpoint)
+        except Exception as error:  # RLlib, pickle and numpy raise many kinds for a damaged folder
+            algo.stop()
+            raise ConfigError(f"checkpoint '{checkpoint}' cannot be restored ({type(error).__name__}: {error}); "
+                              "move it away to resume from an older one, or use another run.dir") from None
         print(f"resumed from {checkpoint} at {algo.counters['env_steps']:,} env steps "
               f"with {len(algo.replay):,} steps in replay")
     start_step = step = algo.counters["env_steps"]
@@ -174,7 +214,7 @@ def train(config: Config, progress: bool = True) -> dict[str, Any]:
     next_checkpoint = step + config.train.checkpoint_every
     start = time.perf_counter()
     record: dict[str, Any] = {}
-    tracker = Tracker(run_dir, config, console=progress)
+    tracker = Tracker(run_dir, config, console=progress, resume_step=step)
     with tqdm(total=config.train.steps, initial=step, unit="step", desc="train", disable=not progress,
               dynamic_ncols=True) as bar:
         while step < config.train.steps:

@@ -102,10 +102,15 @@ def test_print_config_shows_the_stacked_result():
         (["-c", "nope"], "available presets"),
         (["env.id=forethought/PinPad3-v0", "env.options={num_pads: 12}"], "from 3 to 8"),
         (["env.id=tests.toy_envs:NotAnEnv"], "gymnasium.Env subclass"),
+        (["train", "agent.world_model={blocks: 3}"], "must split evenly into blocks"),
+        (["train", "agent.world_model={detr: 3}"], "unknown world-model fields ['detr']"),
+        (["train", "train.replay_capacity=20"], "fewer than train.batch_length=16"),
+        (["train", "env.id=forethought/KeyDoor-v0", "env.image_size=[48, 48]"], "power-of-two side"),
     ],
 )
 def test_bad_input_exits_nonzero_with_one_sentence(args, needle, tmp_path):
-    result = run("eval", *args, f"run.dir={tmp_path}", check=False)
+    command = ["train", "-c", "debug", *args[1:]] if args[:1] == ["train"] else ["eval", *args]
+    result = run(*command, f"run.dir={tmp_path}", "--quiet", check=False)
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
     lines = result.stderr.strip().splitlines()

@@ -410,3 +410,14 @@ def test_gymnasium_check_env_passes_on_the_wrapped_env(action_space, capture_fra
     messages = [str(warning.message) for warning in caught]
     unexpected = [message for message in messages if not any(text in message for text in EXPECTED_CHECKER_WARNINGS)]
     assert not unexpected
+
+
+def test_seeded_reset_can_override_the_callers_first_seed():
+    from envs.wrappers import SeededReset
+
+    def first_obs(wrapper_seed, caller_seed, override):
+        env = SeededReset(gym.make("forethought/KeyDoorVector-v0"), wrapper_seed, override=override)
+        return env.reset(seed=caller_seed)[0]
+
+    np.testing.assert_array_equal(first_obs(5, 1, override=True), first_obs(5, None, override=False))
+    np.testing.assert_array_equal(first_obs(5, 1, override=False), first_obs(1, None, override=False))

@@ -22,7 +22,7 @@ class WorldModelConfig:
     blocks: int = 1
     """Block-diagonal groups of the GRU (DreamerV3's sizes use 8); 1 is a dense GRU."""
     unimix: float = 0.01
-    """Uniform mix of the latent and reward distributions."""
+    """Uniform mix of the categorical latents."""
     units: int = 256
     """Width of the MLPs (vector encoder and decoder, prior/posterior heads, reward and continue heads)."""
     layers: int = 2

@@ -57,6 +57,8 @@ class GRUCell(nn.Module):
 
     def __init__(self, in_dim: int, size: int, blocks: int = 1):
         super().__init__()
+        if blocks < 1 or size % blocks:
+            raise ValueError(f"the GRU state ({size} units) must split evenly into blocks, got blocks={blocks}")
         self.size, self.blocks = size, blocks
         if blocks == 1:
             self.gates: nn.Module = nn.Linear(in_dim + size, 3 * size, bias=False)

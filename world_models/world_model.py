@@ -248,7 +248,7 @@ class WorldModel(nn.Module):
         if problems or missing or extra:
             differ = {k: (v, dataclasses.asdict(self.config)[k]) for k, v in payload["config"].items()
                       if dataclasses.asdict(self.config).get(k) != v}
-            parts = problems[:5] + ([f"missing here: {missing[:5]}"] if extra else []) + (
+            parts = problems[:5] + ([f"missing here: {extra[:5]}"] if extra else []) + (
                 [f"missing in the file: {missing[:5]}"] if missing else [])
             raise CheckpointError(
                 f"'{path}' holds a different world model: {'; '.join(parts)}"

@@ -3,7 +3,9 @@
 ``training_step`` samples one round from every env runner, stores the episode chunks in replay,
 then runs as many learner updates as keep (replayed steps / env steps) at the configured train
 ratio, and sends the new weights to the env runners. The replay and the counters are part of
-every checkpoint, so a restored run continues exactly where it stopped.
+every checkpoint, so a restored run continues where it stopped: same weights, optimiser state,
+replay, counters and driver random state (remote learners' and env runners' random streams, and
+episodes in flight, start afresh).
 """
 
 from __future__ import annotations
@@ -34,6 +36,11 @@ from forethought.spaces import action_spec, action_vectors, replay_spec
 ENV_NAME = "forethought_env"
 
 
+def replay_lanes(num_env_runners: int, num_envs_per_env_runner: int) -> int:
+    """One replay lane per concurrent env stream, plus two spare for episodes cut off by a restart."""
+    return max(1, num_env_runners) * num_envs_per_env_runner + 2
+
+
 class ForethoughtConfig(AlgorithmConfig):
     """RLlib config of a Forethought agent; ``training(...)`` takes the replay and train-ratio settings."""
 
@@ -45,6 +52,7 @@ class ForethoughtConfig(AlgorithmConfig):
         self.train_ratio = 32.0
         self.replay_capacity = 100_000
         self.recent_fraction = 0.0
+        self.recent_window = 10_000
         self.prefill_steps = 1000
         self.rollout_fragment_length = 64
         self.enable_rl_module_and_learner = True
@@ -53,6 +61,7 @@ class ForethoughtConfig(AlgorithmConfig):
     def training(self, *, agent_config: Any = NotProvided, batch_size_B: Any = NotProvided,
                  batch_length_T: Any = NotProvided, train_ratio: Any = NotProvided,
                  replay_capacity: Any = NotProvided, recent_fraction: Any = NotProvided,
+                 recent_window: Any = NotProvided,
                  prefill_steps: Any = NotProvided, **kwargs: Any) -> ForethoughtConfig:
         super().training(**kwargs)
         for name, value in locals().items():
@@ -80,9 +89,10 @@ class ForethoughtAlgorithm(Algorithm):
         super().setup(config)
         probe = envs.make(**self.config.env_config)
         self.spec = action_spec(probe.action_space)
-        lanes = max(1, self.config.num_env_runners) * self.config.num_envs_per_env_runner + 2
+        lanes = replay_lanes(self.config.num_env_runners, self.config.num_envs_per_env_runner)
         self.replay = Replay(replay_spec(probe.observation_space, self.spec), self.config.replay_capacity, lanes,
-                             self.config.recent_fraction, seed=self.config.seed or 0)
+                             self.config.recent_fraction, max(1, self.config.recent_window // lanes),
+                             seed=self.config.seed or 0)
         probe.close()
         self.counters = {"env_steps": 0, "replayed_steps": 0, "updates": 0, "episodes": 0}
         self._carry: dict[str, float] = {}  # reward on arrival at the next chunk's first observation
@@ -162,10 +172,10 @@ class ForethoughtAlgorithm(Algorithm):
     def save_extra(self, path: Path) -> None:
         """Write the replay, counters and random state beside RLlib's own checkpoint files."""
         self.replay.save(path / "replay.npz")
-        state = {"counters": self.counters, "carry": self._carry, "running": self._running,
-                 "recent_episodes": list(self.recent_episodes)}
+        state = {"counters": self.counters, "recent_episodes": list(self.recent_episodes)}
         (path / "forethought_state.json").write_text(json.dumps(state))
-        rng = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+        rng = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state(),
+               "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None}
         with open(path / "rng.pkl", "wb") as file:
             pickle.dump(rng, file)
 
@@ -173,12 +183,18 @@ class ForethoughtAlgorithm(Algorithm):
         """Restore what ``save_extra`` wrote."""
         self.replay.load(path / "replay.npz")
         state = json.loads((path / "forethought_state.json").read_text())
-        self.counters, self._carry, self._running = state["counters"], state["carry"], state["running"]
+        self.counters = state["counters"]
+        self.recent_episodes.clear()
         self.recent_episodes.extend((float(r), int(n)) for r, n in state["recent_episodes"])
+        # env runners start new episodes after a restore: nothing carries over, no lane stays taken
+        self._carry, self._running = {}, {}
+        self.replay.owner = [None] * self.replay.lanes
         with open(path / "rng.pkl", "rb") as file:
             rng = pickle.load(file)  # our own file, written by save_extra
         random.setstate(rng["python"])
         np.random.set_state(rng["numpy"])
         torch.set_rng_state(rng["torch"])
+        if rng["cuda"] is not None and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(rng["cuda"])
         # env runners act with the restored weights from the first step on
         self.env_runner_group.sync_weights(from_worker_or_learner_group=self.learner_group, inference_only=True)
