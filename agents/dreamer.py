@@ -74,8 +74,8 @@ class DreamerAgent(nn.Module):
         """Imagined trajectories [N, H + 1, ...] from start states under the actor, without gradients."""
         rssm, actor_critic = self.world_model.rssm, self.actor_critic
         with torch.no_grad():
-            trajectory = rssm.imagine(lambda s: actor_critic.policy(rssm.feat(s)).sample(), start,
-                                      self.config.horizon)
+            trajectory = self.world_model.imagine(lambda s: actor_critic.policy(rssm.feat(s)).sample(), start,
+                                                  self.config.horizon)
             feat = rssm.feat(trajectory)
             return {"feat": feat, "action": trajectory["action"], "reward": self.world_model.reward(feat),
                     "cont": self.world_model.cont(feat)}

@@ -37,11 +37,3 @@ def replay_spec(obs_space: gym.Space, spec: ActionSpec) -> dict[str, tuple[tuple
                 "is_terminal": ((), bool)})
     return out
 
-
-def action_vectors(spec: ActionSpec, actions: np.ndarray) -> np.ndarray:
-    """Env actions [N, ...] -> action vectors [N, dim] (one-hot for discrete kinds), in numpy."""
-    if spec.kind == "continuous":
-        return np.asarray(actions, np.float32).reshape(len(actions), spec.dim)
-    actions = np.asarray(actions, np.int64).reshape(len(actions), -1)
-    parts = [np.eye(n, dtype=np.float32)[actions[:, i]] for i, n in enumerate(spec.sizes)]
-    return np.concatenate(parts, -1)

@@ -144,7 +144,7 @@ def test_world_model_loss_uses_the_published_balance():
     loss, metrics = model.loss(batch)
     prediction = sum(metrics[f"world_model/loss_{k}"] for k in ("image", "vector", "reward", "cont"))
     expected = prediction + 0.5 * metrics["world_model/loss_dyn"] + 0.1 * metrics["world_model/loss_rep"]
-    assert float(loss) == pytest.approx(expected, rel=1e-5)
+    assert loss.item() == pytest.approx(expected, rel=1e-5)
     post, prior = model.observe(batch)
     assert kl_categorical(post["logits"], prior["logits"], unimix=0.0).shape == (3, 6)
 

@@ -62,10 +62,13 @@ class RSSM(nn.Module):
         return {"deter": deter, **self._latent(self.prior_net(deter), sample)}
 
     def obs_step(self, state: State, action: torch.Tensor, embed: torch.Tensor, is_first: torch.Tensor,
-                 sample: bool = True) -> tuple[State, State]:
-        """One step of the posterior: (posterior, prior) at an observation, resetting where ``is_first``."""
+                 sample: bool = True, init: State | None = None) -> tuple[State, State]:
+        """One step of the posterior: (posterior, prior) at an observation, resetting where ``is_first``.
+
+        ``init`` is ``initial(B)`` when the caller has it already (a sequence computes it once).
+        """
         keep = (~is_first.bool()).float()
-        init = self.initial(embed.shape[0])
+        init = self.initial(embed.shape[0]) if init is None else init
         state = {k: v * keep.view(-1, *[1] * (v.dim() - 1)) + init[k] * (1 - keep.view(-1, *[1] * (v.dim() - 1)))
                  for k, v in state.items()}
         action = action * keep.unsqueeze(-1)
@@ -90,14 +93,14 @@ class RSSM(nn.Module):
         batch, steps = embed.shape[:2]
         assert action.shape[:2] == (batch, steps), f"action {tuple(action.shape)} vs embed {tuple(embed.shape)}"
         assert is_first.shape == (batch, steps), f"is_first {tuple(is_first.shape)} vs embed {tuple(embed.shape)}"
-        if state is None:
-            state = self.initial(batch)
         if prev_action is None:
             prev_action = torch.zeros_like(action[:, 0])
         prev_actions = torch.cat([prev_action.unsqueeze(1), action[:, :-1]], 1)
+        init = self.initial(batch)
+        state = init if state is None else state
         posts, priors = [], []
         for t in range(steps):
-            post, prior = self.obs_step(state, prev_actions[:, t], embed[:, t], is_first[:, t], sample)
+            post, prior = self.obs_step(state, prev_actions[:, t], embed[:, t], is_first[:, t], sample, init)
             posts.append(post)
             priors.append(prior)
             state = post

@@ -8,6 +8,7 @@ seeing observation t), ``reward`` [B, T] (received on arriving at observation t)
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -119,6 +120,11 @@ class WorldModel(nn.Module):
 
     def loss_and_states(self, batch: Mapping[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float], State]:
         """Loss, metrics and the posterior states (to start imagination from)."""
+        total, values, post = self._terms(batch)
+        return total, _to_floats(values), post
+
+    def _terms(self, batch: Mapping[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor], State]:
+        """The loss, its terms as tensors (still on the device), and the posterior states."""
         c = self.config
         post, prior = self.observe(batch)
         feat = self.rssm.feat(post)
@@ -139,9 +145,7 @@ class WorldModel(nn.Module):
             "world_model/post_entropy": CategoricalLatent(post["logits"], 0.0).entropy().mean(),
             "world_model/prior_entropy": CategoricalLatent(prior["logits"], 0.0).entropy().mean(),
         })
-        # one device-to-host copy for all metrics instead of one per value
-        metrics = dict(zip(values, torch.stack([v.detach().float() for v in values.values()]).tolist(), strict=True))
-        return total, metrics, post
+        return total, values, post
 
     def update(self, batch: Mapping[str, torch.Tensor]) -> dict[str, float]:
         """One optimiser step on the world-model loss, with gradient-norm clipping."""
@@ -150,15 +154,15 @@ class WorldModel(nn.Module):
     def update_and_states(self, batch: Mapping[str, torch.Tensor]) -> tuple[dict[str, float], State]:
         """``update`` that also returns the posterior states, where agents start imagining."""
         self.optimizer.zero_grad(set_to_none=True)
-        loss, metrics, post = self.loss_and_states(batch)
-        if not torch.isfinite(loss):
-            raise FloatingPointError(f"world-model loss is {float(loss)}; metrics: {metrics}")
+        loss, values, post = self._terms(batch)
         loss.backward()
         if self.grad_sync is not None:
             self.grad_sync(list(self.parameters()))
-        norm = nn.utils.clip_grad_norm_(self.parameters(), self.config.grad_clip)
+        values["world_model/grad_norm"] = nn.utils.clip_grad_norm_(self.parameters(), self.config.grad_clip)
+        metrics = _to_floats(values)  # the one wait for the device in this update
+        if not math.isfinite(metrics["world_model/loss"]):
+            raise FloatingPointError(f"world-model loss is {metrics['world_model/loss']}; metrics: {metrics}")
         self.optimizer.step()
-        metrics["world_model/grad_norm"] = float(norm)
         return metrics, post
 
     # --- inspection -----------------------------------------------------------------------
@@ -258,6 +262,11 @@ class WorldModel(nn.Module):
             )
         self.load_state_dict(theirs)
         self.optimizer.load_state_dict(payload["optimizer"])
+
+
+def _to_floats(values: dict[str, torch.Tensor]) -> dict[str, float]:
+    """Detached scalar tensors -> floats, with one device-to-host copy for all of them."""
+    return dict(zip(values, torch.stack([v.detach().float() for v in values.values()]).tolist(), strict=True))
 
 
 def kl_balance(post_logits: torch.Tensor, prior_logits: torch.Tensor, free_nats: float

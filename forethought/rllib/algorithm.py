@@ -29,9 +29,10 @@ from ray.rllib.utils.metrics import ENV_RUNNER_RESULTS, LEARNER_RESULTS
 import envs
 from agents.dreamer import DreamerConfig
 from forethought.replay import Replay
+from forethought.rllib.episodes import chunk_steps
 from forethought.rllib.learner import AgentLearner
 from forethought.rllib.module import AgentModule
-from forethought.spaces import action_spec, action_vectors, replay_spec
+from forethought.spaces import action_spec, replay_spec
 
 ENV_NAME = "forethought_env"
 
@@ -101,37 +102,24 @@ class ForethoughtAlgorithm(Algorithm):
 
     # --- data ---------------------------------------------------------------------------------
     def _store(self, episodes: list[Any]) -> int:
-        """Turn episode chunks into replay steps (Dreamer's layout); return the env steps they add."""
+        """Put episode chunks into replay (Dreamer's layout); return the env steps they add."""
         added = 0
         for episode in episodes:
             n = len(episode)
             if n == 0:
                 continue
-            obs = episode.get_observations()
-            if isinstance(obs, list):  # not yet numpy: a list of per-step dicts
-                obs = {k: np.stack([o[k] for o in obs]) for k in obs[0]}
-            first = episode.t_started == 0
+            steps = chunk_steps(episode, self.spec, self._carry.pop(episode.id_, 0.0))
             rewards = np.asarray(episode.get_rewards(), np.float32)
-            arrival = np.concatenate([[0.0 if first else self._carry.pop(episode.id_, 0.0)], rewards])
-            done = episode.is_done
-            m = n + 1 if done else n  # a running episode's last observation opens its next chunk
-            actions = action_vectors(self.spec, np.asarray(episode.get_actions()))
-            if done:
-                actions = np.concatenate([actions, np.zeros((1, self.spec.dim), np.float32)])
-            steps = {k: np.asarray(v)[:m] for k, v in obs.items()}
-            steps.update(action=actions[:m], reward=arrival[:m], is_first=np.arange(m) == 0 if first else
-                         np.zeros(m, bool), is_terminal=np.zeros(m, bool))
             running = self._running.pop(episode.id_, [0.0, 0])
             running[0] += float(rewards.sum())
             running[1] += n
-            if done:
-                steps["is_terminal"][-1] = bool(episode.is_terminated)
+            if episode.is_done:
                 self.counters["episodes"] += 1
                 self.recent_episodes.append((running[0], int(running[1])))
             else:
                 self._carry[episode.id_] = float(rewards[-1])
                 self._running[episode.id_] = running
-            self.replay.add(str(episode.id_), steps, done)
+            self.replay.add(str(episode.id_), steps, episode.is_done)
             added += n
         return added
 
