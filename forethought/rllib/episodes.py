@@ -27,7 +27,7 @@ def chunk_steps(episode: Any, spec: ActionSpec, arrival_reward: float) -> dict[s
     first = episode.t_started == 0
     done = episode.is_done
     m = n + 1 if done else n
-    actions = spec.from_env(torch.as_tensor(np.asarray(episode.get_actions()))).numpy()
+    actions = spec.from_env(torch.tensor(np.asarray(episode.get_actions()))).numpy()  # a copy: RLlib's is read-only
     if done:
         actions = np.concatenate([actions, np.zeros((1, spec.dim), np.float32)])
     rewards = np.asarray(episode.get_rewards(), np.float32)
