@@ -89,6 +89,8 @@ class ActorCritic(nn.Module):
         self.critic_opt = torch.optim.Adam(self.critic.parameters(), lr=c.critic_lr, eps=c.eps)
         #: called with the parameters after backward, before clipping (data-parallel learners)
         self.grad_sync: Callable[[list[nn.Parameter]], None] | None = None
+        #: called with the return-scale statistics after each update, to average them in place
+        self.stat_sync: Callable[[list[torch.Tensor]], None] | None = None
 
     bins: torch.Tensor
 
@@ -143,6 +145,8 @@ class ActorCritic(nn.Module):
         with torch.no_grad():  # the return scale first takes in this batch's returns, as in DreamerV3
             value = self.value(feat)
             self.retnorm.update(lambda_returns(reward, value, cont, c.discount, c.lam))
+            if self.stat_sync is not None:
+                self.stat_sync([self.retnorm.low, self.retnorm.high])
         actor_loss, critic_loss, metrics = self.loss(feat, action, reward, cont, value)
         self.actor_opt.zero_grad(set_to_none=True)
         self.critic_opt.zero_grad(set_to_none=True)

@@ -11,6 +11,17 @@ from ray.rllib.core.learner.torch.torch_learner import TorchLearner
 BATCH_KEYS = ("action", "reward", "is_first", "is_terminal")
 
 
+def average_tensors(tensors: list[torch.Tensor]) -> None:
+    """All-reduce tensors in place to their mean over the learners (the return scale's statistics)."""
+    import torch.distributed as dist
+
+    flat = torch.stack([t.reshape(()) for t in tensors])
+    dist.all_reduce(flat)
+    flat /= dist.get_world_size()
+    for t, v in zip(tensors, flat, strict=True):
+        t.copy_(v)
+
+
 def average_gradients(params: list[torch.nn.Parameter]) -> None:
     """All-reduce the gradients of ``params`` to their mean over the learners (one flat buffer)."""
     import torch.distributed as dist
@@ -32,6 +43,7 @@ class AgentLearner(TorchLearner):
         agent = self.module[module_id].unwrapped().agent
         if self.config.num_learners > 1:  # data-parallel: every learner steps with the mean gradient
             agent.world_model.grad_sync = agent.actor_critic.grad_sync = average_gradients
+            agent.actor_critic.stat_sync = average_tensors
         optimizers = {"world_model": (agent.world_model.optimizer, agent.world_model.parameters()),
                       "actor": (agent.actor_critic.actor_opt, agent.actor_critic.actor.parameters()),
                       "critic": (agent.actor_critic.critic_opt, agent.actor_critic.critic.parameters())}
