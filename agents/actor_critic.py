@@ -103,14 +103,14 @@ class ActorCritic(nn.Module):
         return TwoHot((self.slow_critic if slow else self.critic)(feat), self.bins).mean()
 
     def loss(self, feat: torch.Tensor, action: torch.Tensor, reward: torch.Tensor, cont: torch.Tensor,
-             value: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
+             critic_logits: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
         """Actor and critic losses of an imagined trajectory; pure.
 
         Args:
             feat: states [N, H + 1, F], detached from the world model.
             action: the actions taken in them [N, H + 1, A].
             reward, cont: predicted reward on arrival and continue probability [N, H + 1].
-            value: the critic's values of ``feat``, when the caller has them already.
+            critic_logits: the critic's outputs on ``feat`` (with gradient), when the caller has them.
         Returns (actor_loss, critic_loss, metrics); metrics are detached tensors.
         """
         c = self.config
@@ -118,8 +118,10 @@ class ActorCritic(nn.Module):
         assert action.shape[:2] == (n, steps) and reward.shape == cont.shape == (n, steps), (
             f"feat {tuple(feat.shape)}, action {tuple(action.shape)}, reward {tuple(reward.shape)}, "
             f"cont {tuple(cont.shape)} must share [N, H + 1]")
+        if critic_logits is None:
+            critic_logits = self.critic(feat)
         with torch.no_grad():
-            value = self.value(feat) if value is None else value
+            value = TwoHot(critic_logits.detach(), self.bins).mean()
             returns = lambda_returns(reward, value, cont, c.discount, c.lam)  # [N, H]
             # a state's weight: the discounted chance that the episode is still running there
             weight = torch.cumprod(torch.cat([cont[:, :1], c.discount * cont[:, 1:]], 1), 1)
@@ -128,7 +130,7 @@ class ActorCritic(nn.Module):
         dist = self.policy(feat[:, :-1])
         entropy = dist.entropy()
         actor_loss = -(weight[:, :-1] * (dist.log_prob(action[:, :-1]) * advantage + c.entropy * entropy)).mean()
-        critic = TwoHot(self.critic(feat[:, :-1]), self.bins)
+        critic = TwoHot(critic_logits[:, :-1], self.bins)
         slow = self.value(feat[:, :-1], slow=True)
         critic_loss = (weight[:, :-1] * -(critic.log_prob(returns) + c.slow_reg * critic.log_prob(slow))).mean()
         metrics = {
@@ -142,12 +144,13 @@ class ActorCritic(nn.Module):
                ) -> dict[str, torch.Tensor]:
         """Update the return scale, step both optimisers, then move the slow critic towards the critic."""
         c = self.config
+        critic_logits = self.critic(feat)  # one forward serves the values and the critic's loss
         with torch.no_grad():  # the return scale first takes in this batch's returns, as in DreamerV3
-            value = self.value(feat)
+            value = TwoHot(critic_logits.detach(), self.bins).mean()
             self.retnorm.update(lambda_returns(reward, value, cont, c.discount, c.lam))
             if self.stat_sync is not None:
                 self.stat_sync([self.retnorm.low, self.retnorm.high])
-        actor_loss, critic_loss, metrics = self.loss(feat, action, reward, cont, value)
+        actor_loss, critic_loss, metrics = self.loss(feat, action, reward, cont, critic_logits)
         self.actor_opt.zero_grad(set_to_none=True)
         self.critic_opt.zero_grad(set_to_none=True)
         (actor_loss + critic_loss).backward()  # disjoint parameters: one backward serves both
