@@ -10,7 +10,7 @@ PIP := $(BIN)/python -m pip install --disable-pip-version-check
 
 .PHONY: run test test-slow lint install
 run: $(VENV)/.installed
-	$(BIN)/forethought train -c cartpole
+	$(BIN)/forethought train -c keydoor_vector
 
 test: $(VENV)/.installed lint
 	$(BIN)/python -m pytest

@@ -41,7 +41,7 @@ def test_readme_main_command_on_a_tiny_budget(tmp_path):
     report = json.loads((run_dir / "eval.json").read_text())
     assert report["episodes"] == 2 and report["policy"].startswith("agent")
     config = yaml.safe_load((run_dir / "config.yaml").read_text())
-    assert config["env"]["id"] == "CartPole-v1" and config["run"]["dir"] == str(run_dir)
+    assert config["env"]["id"] == "forethought/KeyDoorVector-v0" and config["run"]["dir"] == str(run_dir)
 
 
 def test_eval_writes_report_and_video(tmp_path):
