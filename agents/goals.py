@@ -1,0 +1,103 @@
+"""Director's goal space: an autoencoder of world-model states into discrete codes, and the goal rewards.
+
+The manager acts in the code space (8 categoricals of 8 classes by default); a chosen code is
+decoded into a goal state for the worker, who is rewarded by how far its state points the same
+way as the goal (``max_cosine``). The manager's own rewards are gathered over each K-step chunk
+(``chunk_sums``); its exploration bonus is the autoencoder's reconstruction error of the states it
+reaches (novel states reconstruct badly).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from world_models.distributions import CategoricalLatent
+from world_models.networks import MLP
+
+
+@dataclass(frozen=True)
+class GoalConfig:
+    """Hyperparameters of the goal autoencoder."""
+
+    groups: int = 8
+    """Categorical variables in a goal code."""
+    classes: int = 8
+    """Classes per variable."""
+    units: int = 512
+    """Width of the encoder's and decoder's MLPs."""
+    layers: int = 2
+    """Hidden layers of each MLP."""
+    kl_scale: float = 1.0
+    """Weight of KL(code posterior || uniform prior)."""
+    lr: float = 1e-4
+    """Adam learning rate."""
+    grad_clip: float = 100.0
+    """Global gradient-norm clip."""
+
+
+class GoalAutoencoder(nn.Module):
+    """Compresses states [..., D] into one-hot codes [..., G, C] and decodes them back."""
+
+    def __init__(self, state_dim: int, config: GoalConfig | None = None):
+        super().__init__()
+        self.config = c = config or GoalConfig()
+        self.state_dim = state_dim
+        self.encoder = nn.Sequential(MLP(state_dim, c.units, c.layers), nn.Linear(c.units, c.groups * c.classes))
+        self.decoder = nn.Sequential(MLP(c.groups * c.classes, c.units, c.layers), nn.Linear(c.units, state_dim))
+        self.optimizer = torch.optim.Adam(self.parameters(), lr=c.lr)
+
+    def encode(self, state: torch.Tensor) -> CategoricalLatent:
+        """The posterior over codes of each state (no uniform mix: the prior is uniform already)."""
+        logits = self.encoder(state)
+        return CategoricalLatent(logits.reshape(*logits.shape[:-1], self.config.groups, self.config.classes), 0.0)
+
+    def decode(self, code: torch.Tensor) -> torch.Tensor:
+        """Goal states [..., D] from one-hot codes [..., G, C]."""
+        return self.decoder(code.flatten(-2))
+
+    @torch.no_grad()
+    def reconstruction_error(self, state: torch.Tensor) -> torch.Tensor:
+        """Squared error [...] of encoding (mode) then decoding: the manager's exploration bonus."""
+        return (self.decode(self.encode(state).mode()) - state).square().mean(-1)
+
+    def loss(self, state: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Reconstruction error plus ``kl_scale`` x KL to the uniform prior, on states [..., D]; pure."""
+        dist = self.encode(state)
+        recon = (self.decode(dist.sample()) - state).square().mean(-1)
+        # KL(q || uniform) = log(classes) per group - entropy(q)
+        kl = self.config.groups * torch.log(torch.tensor(float(self.config.classes))) - dist.entropy()
+        loss = (recon + self.config.kl_scale * kl).mean()
+        return loss, {"loss": loss.detach(), "recon": recon.mean().detach(), "kl": kl.mean().detach()}
+
+    def update(self, state: torch.Tensor) -> dict[str, torch.Tensor]:
+        """One clipped Adam step on replayed (detached) states."""
+        loss, metrics = self.loss(state.detach())
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        metrics["grad_norm"] = nn.utils.clip_grad_norm_(self.parameters(), self.config.grad_clip)
+        self.optimizer.step()
+        return metrics
+
+
+def max_cosine(goal: torch.Tensor, state: torch.Tensor) -> torch.Tensor:
+    """Director's goal reward: goal . state / max(|goal|, |state|)^2, in [-1, 1], 1 only at state == goal.
+
+    Plain cosine would pay for pointing the right way at any length; dividing by the larger norm
+    squared also asks for the right length.
+    """
+    norm = torch.maximum(goal.norm(dim=-1), state.norm(dim=-1)).clamp(min=1e-8)
+    return (goal * state).sum(-1) / norm.square()
+
+
+def chunk_sums(values: torch.Tensor, every: int) -> torch.Tensor:
+    """Sum [N, T] values over consecutive chunks of ``every`` steps: [N, ceil(T / every)].
+
+    The manager, which acts once per chunk, receives the chunk's summed reward.
+    """
+    n, steps = values.shape
+    pad = -steps % every
+    padded = torch.cat([values, values.new_zeros(n, pad)], 1) if pad else values
+    return padded.reshape(n, -1, every).sum(-1)
