@@ -1,8 +1,8 @@
 """Learning tests (slow, `make test-slow`): the flat agent solves tasks on a CPU within stated budgets.
 
 Budgets (2 cores): CartPole-v1 in 20,000 env steps (about 6 minutes); the key-door task in 50,000
-env steps (about 11 minutes; it was solved at about 40,000). Each runs the real `forethought train` on its shipped preset and
-reads the greedy evaluation the run writes at its end.
+env steps (about 11 minutes; it was solved at about 40,000). Each runs the real `forethought train`
+on its shipped preset and reads the greedy evaluation the run writes at its end.
 """
 
 import json
