@@ -28,12 +28,14 @@ def train_and_evaluate(preset: str, run_dir: Path) -> dict:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1800)
 def test_flat_agent_solves_cartpole(tmp_path):
     report = train_and_evaluate("cartpole", tmp_path)
     assert report["return"]["mean"] >= 450, report["episode_returns"]
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1800)
 def test_flat_agent_solves_the_key_door_task(tmp_path):
     report = train_and_evaluate("keydoor_vector", tmp_path)
     # a random policy reaches the goal in about 12% of episodes; solved is 90%
