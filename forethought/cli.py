@@ -10,6 +10,7 @@ from collections.abc import Sequence
 
 from forethought import __version__
 from forethought.config import Config, ConfigError, available_presets, describe_fields, load_config
+from forethought.train import TrainingError
 
 PRESET_HELP = "YAML presets from configs/ (or paths to .yaml files), stacked left to right"
 OVERRIDE_HELP = "dotted overrides applied after the presets, e.g. eval.episodes=5 env.id=forethought/KeyDoor-v0"
@@ -145,7 +146,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return {"envs": _cmd_envs, "train": _cmd_train, "eval": _cmd_eval}[args.command](args)
-    except (ConfigError, envs.EnvError) as error:
+    except (ConfigError, envs.EnvError, TrainingError) as error:
         print(f"forethought: error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

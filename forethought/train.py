@@ -25,6 +25,10 @@ from forethought.tracking import Tracker
 CHECKPOINTS = "checkpoints"
 
 
+class TrainingError(RuntimeError):
+    """Training cannot go on (e.g. NaN losses); the message names the step and the last checkpoint."""
+
+
 def _agent_config(config: Config) -> Any:
     from agents.actor_critic import ActorCriticConfig
     from agents.dreamer import DreamerConfig
@@ -218,7 +222,19 @@ def train(config: Config, progress: bool = True) -> dict[str, Any]:
     with tqdm(total=config.train.steps, initial=step, unit="step", desc="train", disable=not progress,
               dynamic_ncols=True) as bar:
         while step < config.train.steps:
-            result = algo.train()
+            try:
+                result = algo.train()
+            except (FloatingPointError, RuntimeError) as error:
+                # NaNs surface as our FloatingPointError, or as torch's complaint when sampling from them
+                if not isinstance(error, FloatingPointError) and not any(
+                        word in str(error).lower() for word in ("nan", " inf")):
+                    raise
+                algo.stop()
+                tracker.finish()
+                last = latest_checkpoint(run_dir)
+                raise TrainingError(f"training stopped at env step {step:,}: {str(error).split(';')[0]}; the last "
+                                    f"checkpoint is {last or 'none'} (lower the learning rates, or check the env's "
+                                    "rewards and observations)") from None
             step = algo.counters["env_steps"]
             bar.update(step - bar.n)
             record = _record(algo, result, step, time.perf_counter() - start, start_step)

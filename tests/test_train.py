@@ -57,3 +57,12 @@ def test_train_then_resume_continues_with_the_whole_replay(tmp_path):
     mismatch = train(f"run.dir={run_dir}", "train.batch_size=8")
     assert mismatch.returncode == 2
     assert "holds a run with another setup (train.batch_size: 4 -> 8)" in mismatch.stderr
+
+
+def test_nan_training_stops_with_one_sentence(tmp_path):
+    # a learning rate this large blows the weights up within a few updates
+    result = train(f"run.dir={tmp_path / 'run'}", "agent.world_model={lr: 1.0e+30}")
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("forethought: error: training stopped at env step") and "last checkpoint" in last
