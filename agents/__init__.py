@@ -1,1 +1,20 @@
 """Policies, planners and their losses, trained inside world models: pure torch, no Ray, W&B or envs."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from agents.actions import ActionSpec
+
+
+def build_agent(obs_space: Mapping[str, Sequence[int]], spec: ActionSpec, config: Any) -> Any:
+    """The agent a config describes: ``DreamerConfig`` -> ``DreamerAgent``, ``DirectorConfig`` -> ``DirectorAgent``."""
+    from agents.director import DirectorAgent, DirectorConfig
+    from agents.dreamer import DreamerAgent, DreamerConfig
+
+    if isinstance(config, DirectorConfig):
+        return DirectorAgent(obs_space, spec, config)
+    if isinstance(config, DreamerConfig):
+        return DreamerAgent(obs_space, spec, config)
+    raise TypeError(f"agent config must be a DreamerConfig or a DirectorConfig, got {type(config).__name__}")

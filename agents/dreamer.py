@@ -1,13 +1,14 @@
 """The flat agent: a world model plus one actor-critic trained on imagined trajectories (DreamerV3).
 
-It implements the agent interface of ARCHITECTURE.md: ``initial_state``, ``act``, ``update``,
+``WorldModelAgent`` is what the flat and the hierarchical agents (agents/director.py) share.
+Both implement the agent interface of ARCHITECTURE.md: ``initial_state``, ``act``, ``update``,
 ``report``, ``state_dict`` and ``load_state_dict``. The recurrent state (the world model's latent
 and the previous action) is passed in and out explicitly.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -37,15 +38,20 @@ class DreamerConfig:
     """Replayed states to start imagining from per update, drawn at random; 0 uses all B x T (DreamerV3)."""
 
 
-class DreamerAgent(nn.Module):
-    """World model plus one actor-critic: the flat baseline the hierarchical agents must beat."""
+class WorldModelAgent(nn.Module):
+    """What every Forethought agent shares: a world model that observes, and learners trained in it.
 
-    def __init__(self, obs_space: Mapping[str, Sequence[int]], spec: ActionSpec, config: DreamerConfig | None = None):
+    Subclasses add their learners in ``__init__`` and implement ``act``, ``learn_in_imagination``
+    and ``actor_critics``; checkpoints, optimiser registration with RLlib and data-parallel
+    hooks work from ``optimizers()``.
+    """
+
+    def __init__(self, obs_space: Mapping[str, Sequence[int]], spec: ActionSpec, world_model: WorldModelConfig,
+                 imagination_starts: int):
         super().__init__()
-        self.config = config or DreamerConfig()
         self.spec = spec
-        self.world_model = WorldModel(obs_space, spec.dim, self.config.world_model)
-        self.actor_critic = ActorCritic(self.world_model.rssm.feat_dim, spec, self.config.actor_critic)
+        self.imagination_starts = imagination_starts
+        self.world_model = WorldModel(obs_space, spec.dim, world_model)
 
     def initial_state(self, batch_size: int) -> State:
         """The state before the first observation of an episode: the start latent and a zero action."""
@@ -54,21 +60,94 @@ class DreamerAgent(nn.Module):
         return {**{k: v.detach() for k, v in latent.items()},
                 "action": torch.zeros(batch_size, self.spec.dim, device=device)}
 
-    @torch.no_grad()
+    def observe(self, obs: Mapping[str, torch.Tensor], state: State, is_first: torch.Tensor) -> State:
+        """The posterior latent after one observation per batch entry [B, ...], reset where ``is_first``."""
+        embed = self.world_model.encoder({k: v.unsqueeze(1) for k, v in obs.items()
+                                          if k in self.world_model.keys})[:, 0]
+        latent = {k: state[k] for k in LATENT_KEYS}
+        post, _ = self.world_model.rssm.obs_step(latent, state["action"], embed, is_first)
+        return post
+
+    def update(self, batch: Mapping[str, torch.Tensor]) -> dict[str, float]:
+        """One world-model update, then the learners' updates on trajectories imagined from its posteriors."""
+        metrics, post = self.world_model.update_and_states(batch)
+        start = {k: post[k].detach().flatten(0, 1) for k in LATENT_KEYS}
+        terminal = batch["is_terminal"].float().flatten()
+        starts = self.imagination_starts
+        if 0 < starts < len(terminal):  # fewer starts: cheaper updates on small machines
+            pick = torch.randperm(len(terminal), device=terminal.device)[:starts]
+            start, terminal = {k: v[pick] for k, v in start.items()}, terminal[pick]
+        learned = self.learn_in_imagination(start, terminal, post)
+        # one device sync for all the learners' metrics
+        values = torch.stack([v.detach().float().reshape(()) for v in learned.values()]).tolist()
+        metrics.update(zip(learned, values, strict=True))
+        return metrics
+
+    def learn_in_imagination(self, start: State, terminal: torch.Tensor, post: State) -> dict[str, torch.Tensor]:
+        """Update the learners from imagination ``start`` states [N, ...] (``terminal`` [N] marks real
+        episode ends) and the replayed posteriors [B, T, ...]; return metrics named ``<part>/<name>``."""
+        raise NotImplementedError
+
     def act(self, obs: Mapping[str, torch.Tensor], state: State, explore: bool, is_first: torch.Tensor
             ) -> tuple[torch.Tensor, State]:
         """Choose env actions for a batch of observations [B, ...]; ``is_first`` [B] resets the state.
 
         Returns env actions (indices for discrete kinds, floats for continuous) and the new state.
         """
-        rssm = self.world_model.rssm
-        embed = self.world_model.encoder({k: v.unsqueeze(1) for k, v in obs.items()
-                                          if k in self.world_model.keys})[:, 0]
-        latent = {k: state[k] for k in LATENT_KEYS}
-        post, _ = rssm.obs_step(latent, state["action"], embed, is_first)
-        dist = self.actor_critic.policy(rssm.feat(post))
+        raise NotImplementedError
+
+    def actor_critics(self) -> dict[str, ActorCritic]:
+        """The agent's actor-critics by name."""
+        raise NotImplementedError
+
+    def optimizers(self) -> dict[str, tuple[torch.optim.Optimizer, list[nn.Parameter]]]:
+        """Every optimiser with the parameters it steps, by name (RLlib registers and checkpoints them)."""
+        out: dict[str, tuple[torch.optim.Optimizer, list[nn.Parameter]]] = {
+            "world_model": (self.world_model.optimizer, list(self.world_model.parameters()))}
+        for name, ac in self.actor_critics().items():
+            out[f"{name}_actor"] = (ac.actor_opt, list(ac.actor.parameters()))
+            out[f"{name}_critic"] = (ac.critic_opt, list(ac.critic.parameters()))
+        return out
+
+    def set_sync(self, grad_sync: Callable[[list[nn.Parameter]], None] | None,
+                 stat_sync: Callable[[list[torch.Tensor]], None] | None) -> None:
+        """Install the data-parallel hooks: gradient averaging and return-scale averaging (None removes)."""
+        self.world_model.grad_sync = grad_sync
+        for ac in self.actor_critics().values():
+            ac.grad_sync, ac.stat_sync = grad_sync, stat_sync
+
+    def report(self, batch: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """The world model's open-loop predictions, for images and videos."""
+        return self.world_model.report(batch)
+
+    def optimizer_state_dict(self) -> dict[str, Any]:
+        """State of every optimiser, for checkpoints."""
+        return {name: optimizer.state_dict() for name, (optimizer, _) in self.optimizers().items()}
+
+    def load_optimizer_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Restore what ``optimizer_state_dict`` returned."""
+        for name, (optimizer, _) in self.optimizers().items():
+            optimizer.load_state_dict(state[name])
+
+
+class DreamerAgent(WorldModelAgent):
+    """World model plus one actor-critic: the flat baseline the hierarchical agents must beat."""
+
+    def __init__(self, obs_space: Mapping[str, Sequence[int]], spec: ActionSpec, config: DreamerConfig | None = None):
+        self.config = config or DreamerConfig()
+        super().__init__(obs_space, spec, self.config.world_model, self.config.imagination_starts)
+        self.actor_critic = ActorCritic(self.world_model.rssm.feat_dim, spec, self.config.actor_critic)
+
+    @torch.no_grad()
+    def act(self, obs: Mapping[str, torch.Tensor], state: State, explore: bool, is_first: torch.Tensor
+            ) -> tuple[torch.Tensor, State]:
+        post = self.observe(obs, state, is_first)
+        dist = self.actor_critic.policy(self.world_model.rssm.feat(post))
         action = dist.sample() if explore else dist.mode()
         return self.spec.to_env(action), {**post, "action": action}
+
+    def actor_critics(self) -> dict[str, ActorCritic]:
+        return {"actor_critic": self.actor_critic}
 
     def imagine(self, start: State) -> dict[str, torch.Tensor]:
         """Imagined trajectories [N, H + 1, ...] from start states under the actor, without gradients."""
@@ -80,35 +159,8 @@ class DreamerAgent(nn.Module):
             return {"feat": feat, "action": trajectory["action"], "reward": self.world_model.reward(feat),
                     "cont": self.world_model.cont(feat)}
 
-    def update(self, batch: Mapping[str, torch.Tensor]) -> dict[str, float]:
-        """One world-model update, then one actor-critic update on trajectories imagined from its posteriors."""
-        metrics, post = self.world_model.update_and_states(batch)
-        start = {k: post[k].detach().flatten(0, 1) for k in LATENT_KEYS}
-        terminal = batch["is_terminal"].float().flatten()
-        starts = self.config.imagination_starts
-        if 0 < starts < len(terminal):  # fewer starts: cheaper updates on small machines
-            pick = torch.randperm(len(terminal), device=terminal.device)[:starts]
-            start, terminal = {k: v[pick] for k, v in start.items()}, terminal[pick]
+    def learn_in_imagination(self, start: State, terminal: torch.Tensor, post: State) -> dict[str, torch.Tensor]:
         trajectory = self.imagine(start)
         # the start states are real: their continuation is known, not predicted
         trajectory["cont"][:, 0] = 1.0 - terminal
-        ac_metrics = self.actor_critic.update(**trajectory)
-        values = torch.stack([v.detach().float() for v in ac_metrics.values()]).tolist()
-        metrics.update({f"actor_critic/{k}": v for k, v in zip(ac_metrics, values, strict=True)})
-        return metrics
-
-    def report(self, batch: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """The world model's open-loop predictions, for images and videos."""
-        return self.world_model.report(batch)
-
-    def optimizer_state_dict(self) -> dict[str, Any]:
-        """State of every optimiser, for checkpoints."""
-        return {"world_model": self.world_model.optimizer.state_dict(),
-                "actor": self.actor_critic.actor_opt.state_dict(),
-                "critic": self.actor_critic.critic_opt.state_dict()}
-
-    def load_optimizer_state_dict(self, state: Mapping[str, Any]) -> None:
-        """Restore what ``optimizer_state_dict`` returned."""
-        self.world_model.optimizer.load_state_dict(state["world_model"])
-        self.actor_critic.actor_opt.load_state_dict(state["actor"])
-        self.actor_critic.critic_opt.load_state_dict(state["critic"])
+        return {f"actor_critic/{k}": v for k, v in self.actor_critic.update(**trajectory).items()}

@@ -9,6 +9,7 @@ reaches (novel states reconstruct badly).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -32,6 +33,8 @@ class GoalConfig:
     """Hidden layers of each MLP."""
     kl_scale: float = 1.0
     """Weight of KL(code posterior || uniform prior)."""
+    kl_free: float = 1.0
+    """Free nats: the KL of a code below this is not penalised (keeps codes from collapsing to the prior)."""
     lr: float = 1e-4
     """Adam learning rate."""
     grad_clip: float = 100.0
@@ -48,6 +51,8 @@ class GoalAutoencoder(nn.Module):
         self.encoder = nn.Sequential(MLP(state_dim, c.units, c.layers), nn.Linear(c.units, c.groups * c.classes))
         self.decoder = nn.Sequential(MLP(c.groups * c.classes, c.units, c.layers), nn.Linear(c.units, state_dim))
         self.optimizer = torch.optim.Adam(self.parameters(), lr=c.lr)
+        #: called with the parameters after backward, before clipping (data-parallel learners)
+        self.grad_sync: Callable[[list[nn.Parameter]], None] | None = None
 
     def encode(self, state: torch.Tensor) -> CategoricalLatent:
         """The posterior over codes of each state (no uniform mix: the prior is uniform already)."""
@@ -64,12 +69,15 @@ class GoalAutoencoder(nn.Module):
         return (self.decode(self.encode(state).mode()) - state).square().mean(-1)
 
     def loss(self, state: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """Reconstruction error plus ``kl_scale`` x KL to the uniform prior, on states [..., D]; pure."""
+        """Squared error summed over the state plus ``kl_scale`` x max(``kl_free``, KL to the uniform prior),
+        on states [..., D]; pure. (The error summed, not averaged, over a state's numbers keeps it in
+        proportion to the KL's nats, as a Gaussian log-likelihood would.)"""
+        c = self.config
         dist = self.encode(state)
-        recon = (self.decode(dist.sample()) - state).square().mean(-1)
+        recon = (self.decode(dist.sample()) - state).square().sum(-1)
         # KL(q || uniform) = log(classes) per group - entropy(q)
-        kl = self.config.groups * torch.log(torch.tensor(float(self.config.classes))) - dist.entropy()
-        loss = (recon + self.config.kl_scale * kl).mean()
+        kl = c.groups * torch.log(torch.tensor(float(c.classes))) - dist.entropy()
+        loss = (recon + c.kl_scale * torch.clamp(kl, min=c.kl_free)).mean()
         return loss, {"loss": loss.detach(), "recon": recon.mean().detach(), "kl": kl.mean().detach()}
 
     def update(self, state: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -77,6 +85,8 @@ class GoalAutoencoder(nn.Module):
         loss, metrics = self.loss(state.detach())
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
+        if self.grad_sync is not None:
+            self.grad_sync(list(self.parameters()))
         metrics["grad_norm"] = nn.utils.clip_grad_norm_(self.parameters(), self.config.grad_clip)
         self.optimizer.step()
         return metrics

@@ -71,16 +71,26 @@ def env_kwargs(config: Config) -> dict[str, Any]:
 class AgentConfig(Section):
     """The agent and its sizes."""
 
-    name: Literal["dreamer"] = "dreamer"
-    """Agent: 'dreamer' (world model plus one actor-critic)."""
+    name: Literal["dreamer", "director"] = "dreamer"
+    """Agent: 'dreamer' (world model plus one actor-critic) or 'director' (world model, goal autoencoder, manager
+    choosing goals every K steps and a worker reaching them)."""
     size: Literal["debug", "12M", "25M", "50M", "100M", "200M"] = "debug"
     """World-model size preset (world_models.SIZES)."""
     world_model: dict[str, Any] = {}
     """Overrides of world-model fields, e.g. {units: 128, lr: 3e-4} (see world_models.WorldModelConfig)."""
     actor_critic: dict[str, Any] = {}
-    """Overrides of actor-critic fields, e.g. {entropy: 1e-3} (see agents.ActorCriticConfig)."""
-    horizon: PositiveInt = 15
-    """Imagination horizon in steps."""
+    """Overrides of actor-critic fields for every actor-critic (flat, manager, worker), e.g. {entropy: 1e-3}
+    (see agents.ActorCriticConfig)."""
+    manager: dict[str, Any] = {}
+    """director: overrides of the manager's actor-critic, on top of actor_critic (its discount is per K steps)."""
+    worker: dict[str, Any] = {}
+    """director: overrides of the worker's actor-critic, on top of actor_critic."""
+    goal: dict[str, Any] = {}
+    """director: overrides of the goal autoencoder, e.g. {groups: 8, classes: 8} (see agents.GoalConfig)."""
+    hierarchy: dict[str, Any] = {}
+    """director: overrides of every, task_weight, explore_weight, worker_task_weight (see agents.DirectorConfig)."""
+    horizon: int = Field(0, ge=0)
+    """Imagination horizon in steps; 0 takes the agent's default (dreamer 15, director 16)."""
     imagination_starts: int = Field(0, ge=0)
     """Replayed states to imagine from per update (random subset); 0 uses all, as DreamerV3 does."""
 
@@ -190,6 +200,22 @@ def read_preset(name: str) -> dict[str, Any]:
     return data
 
 
+def resolve_preset(name: str, _chain: tuple[str, ...] = ()) -> dict[str, Any]:
+    """A preset with the presets it names under ``extends`` (a list, stacked left to right) merged in first."""
+    if name in _chain:
+        raise ConfigError(f"presets extend each other in a loop: {' -> '.join([*_chain, name])}")
+    data = read_preset(name)
+    bases = data.pop("extends", [])
+    if isinstance(bases, str):
+        bases = [bases]
+    if not isinstance(bases, list) or not all(isinstance(base, str) for base in bases):
+        raise ConfigError(f"'extends' in preset '{name}' must be a preset name or a list of them, got {bases!r}")
+    merged: dict[str, Any] = {}
+    for base in bases:
+        merged = merge(merged, resolve_preset(base, (*_chain, name)))
+    return merge(merged, data)
+
+
 def merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
     """Deep-merge ``update`` into a copy of ``base``; mappings merge, everything else replaces."""
     out = copy.deepcopy(base)
@@ -255,7 +281,7 @@ def load_config(presets: Sequence[str] = (), overrides: Sequence[str] = ()) -> C
     """Stack presets left to right, apply dotted overrides, validate and derive the run folder."""
     data: dict[str, Any] = {}
     for name in presets:
-        data = merge(data, read_preset(name))
+        data = merge(data, resolve_preset(name))
     for text in overrides:
         data = merge(data, parse_override(text))
     config = validate(data)

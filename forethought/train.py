@@ -3,7 +3,8 @@
 The run folder is the run: ``config.yaml``, ``metrics.jsonl``, ``checkpoints/step_<N>/`` (RLlib's
 algorithm state with the agent's weights and optimisers, plus the replay, counters and random
 state) and ``eval.json``. Running the same command on the same folder resumes from its newest
-checkpoint.
+checkpoint. At the end it writes ``report/`` (forethought.report: open-loop predictions and, for
+the hierarchical agent, the manager's goals decoded into observations).
 """
 
 from __future__ import annotations
@@ -30,16 +31,34 @@ class TrainingError(RuntimeError):
 
 
 def _agent_config(config: Config) -> Any:
-    from agents.actor_critic import ActorCriticConfig
+    """The agent's config (DreamerConfig or DirectorConfig) from the ``agent`` section."""
+    import dataclasses
+
+    from agents.director import DirectorConfig
     from agents.dreamer import DreamerConfig
+    from agents.goals import GoalConfig
     from world_models.config import sized
 
+    agent = config.agent
+    if agent.name == "dreamer":
+        unused = [key for key in ("manager", "worker", "goal", "hierarchy") if getattr(agent, key)]
+        if unused:
+            raise ConfigError(f"agent.{unused[0]} applies to agent.name=director only; agent.name is dreamer")
     try:
-        world_model = sized(config.agent.size, **config.agent.world_model)
-        actor_critic = ActorCriticConfig(**config.agent.actor_critic)
+        world_model = sized(agent.size, **agent.world_model)
+        if agent.name == "dreamer":
+            flat = DreamerConfig()
+            return DreamerConfig(world_model, dataclasses.replace(flat.actor_critic, **agent.actor_critic),
+                                 agent.horizon or flat.horizon, agent.imagination_starts)
+        base = DirectorConfig()
+        return DirectorConfig(
+            world_model=world_model,
+            manager=dataclasses.replace(base.manager, **{**agent.actor_critic, **agent.manager}),
+            worker=dataclasses.replace(base.worker, **{**agent.actor_critic, **agent.worker}),
+            goal=GoalConfig(**agent.goal), horizon=agent.horizon or base.horizon,
+            imagination_starts=agent.imagination_starts, **agent.hierarchy)
     except (TypeError, ValueError) as error:
-        raise ConfigError(f"bad agent.world_model or agent.actor_critic override: {error}") from None
-    return DreamerConfig(world_model, actor_critic, config.agent.horizon, config.agent.imagination_starts)
+        raise ConfigError(f"bad agent override: {error}") from None
 
 
 def algorithm_config(config: Config) -> Any:
@@ -74,7 +93,7 @@ def check_setup(config: Config) -> None:
     import torch
 
     import envs
-    from agents.dreamer import DreamerAgent
+    from agents import build_agent
     from forethought.rllib.algorithm import replay_lanes
     from forethought.spaces import action_spec, obs_shapes
 
@@ -83,7 +102,7 @@ def check_setup(config: Config) -> None:
     try:
         spec = action_spec(probe.action_space)
         with torch.device("meta"):
-            DreamerAgent(obs_shapes(probe.observation_space), spec, agent_config)
+            build_agent(obs_shapes(probe.observation_space), spec, agent_config)
     except (ValueError, AssertionError) as error:
         raise ConfigError(f"the agent cannot be built for env '{config.env.id}' with this config: {error}") from None
     finally:
@@ -247,10 +266,17 @@ def train(config: Config, progress: bool = True) -> dict[str, Any]:
             if step >= next_checkpoint or step >= config.train.steps:
                 save_checkpoint(algo, run_dir, step)
                 next_checkpoint = step + config.train.checkpoint_every
+    agent = algo.get_module().agent
+    if algo.replay.can_sample(config.train.batch_length):
+        from forethought.report import write_report
+
+        # what the agent makes of replayed data (open-loop predictions, decoded goals), to look at
+        batch = algo.replay.sample(4, config.train.batch_length)
+        paths = write_report(agent, batch, run_dir / "report", config.eval.video_format, config.eval.video_fps)
+        print(f"report: {', '.join(str(p) for p in paths)}")
     if config.train.eval_episodes:
         from forethought.evaluate import evaluate, format_report
 
-        agent = algo.get_module().agent
         report = evaluate(config, progress=progress, agent=agent, episodes=config.train.eval_episodes, save=False)
         print(format_report(report))
         record["eval/return"] = report["return"]["mean"]

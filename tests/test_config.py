@@ -31,6 +31,20 @@ def test_presets_stack_left_to_right(tmp_path):
     assert config.env.action_repeat == 2
 
 
+def test_a_preset_extends_others_first(tmp_path):
+    (tmp_path / "base.yaml").write_text("env: {id: forethought/KeyDoor-v0, action_repeat: 2}\neval: {episodes: 7}\n")
+    (tmp_path / "child.yaml").write_text(f"extends: [{tmp_path / 'base.yaml'}, debug]\nenv: {{action_repeat: 3}}\n")
+    config = load_config([str(tmp_path / "child.yaml")])
+    assert (config.env.id, config.env.action_repeat, config.eval.episodes) == ("forethought/KeyDoor-v0", 3, 2)
+    (tmp_path / "loop.yaml").write_text(f"extends: {tmp_path / 'loop2.yaml'}\n")
+    (tmp_path / "loop2.yaml").write_text(f"extends: [{tmp_path / 'loop.yaml'}]\n")
+    with pytest.raises(ConfigError, match=r"presets extend each other in a loop: .*loop\.yaml -> .*loop2\.yaml -> "):
+        load_config([str(tmp_path / "loop.yaml")])
+    (tmp_path / "bad.yaml").write_text("extends: {a: 1}\n")
+    with pytest.raises(ConfigError, match=r"'extends' in preset .* must be a preset name or a list of them"):
+        load_config([str(tmp_path / "bad.yaml")])
+
+
 def test_shipped_presets_load_and_debug_shrinks_budgets():
     for name in available_presets():
         load_config([name])

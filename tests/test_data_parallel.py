@@ -1,23 +1,29 @@
 """Two data-parallel learners (CPU, gloo) stay identical because they step with averaged gradients."""
 
+import pytest
+
 from forethought.config import load_config
 from forethought.train import algorithm_config, register_env
 
 
 def _checksums(learner):
+    """One sum per optimised part (world model, actors, critics, goal autoencoder), then the statistics."""
     agent = learner.module["default_policy"].unwrapped().agent
-    parts = (agent.world_model, agent.actor_critic.actor, agent.actor_critic.critic)
-    return [float(sum(p.double().sum() for p in part.parameters())) for part in parts] + [
-        float(agent.actor_critic.retnorm.low), float(agent.actor_critic.retnorm.high)]
+    sums = [float(sum(p.double().sum() for p in params)) for _, params in agent.optimizers().values()]
+    stats = [float(v) for ac in agent.actor_critics().values() for v in (ac.retnorm.low, ac.retnorm.high)]
+    if hasattr(agent, "explore_scale"):
+        stats.append(float(agent.explore_scale))
+    return {"params": sums, "stats": stats}
 
 
 def _unsync(learner):
     agent = learner.module["default_policy"].unwrapped().agent
-    agent.world_model.grad_sync = agent.actor_critic.grad_sync = agent.actor_critic.stat_sync = None
+    agent.set_sync(None, None)
 
 
-def test_two_learners_stay_in_sync_and_would_drift_without_averaging(ray_session, tmp_path):
-    config = load_config(["keydoor_vector", "debug"],
+@pytest.mark.parametrize("preset", ["keydoor_vector", "keydoor_vector_director"])
+def test_two_learners_stay_in_sync_and_would_drift_without_averaging(ray_session, tmp_path, preset):
+    config = load_config([preset, "debug"],
                          [f"run.dir={tmp_path}", "scale.num_learners=2", "scale.num_env_runners=0"])
     register_env()
     algo = algorithm_config(config).build_algo()
@@ -32,6 +38,6 @@ def test_two_learners_stay_in_sync_and_would_drift_without_averaging(ray_session
         while algo.counters["updates"] < updates + 8:
             algo.train()
         first, second = (r.get() for r in algo.learner_group.foreach_learner(_checksums))
-        assert first[:3] != second[:3]
+        assert all(a != b for a, b in zip(first["params"], second["params"], strict=True))  # every part drifts
     finally:
         algo.stop()

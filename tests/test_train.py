@@ -13,8 +13,8 @@ ROOT = Path(__file__).resolve().parent.parent
 FORETHOUGHT = Path(sys.executable).parent / "forethought"
 
 
-def train(*args):
-    return subprocess.run([str(FORETHOUGHT), "train", "-c", "keydoor_vector", "debug", "--quiet", *args],
+def train(*args, preset="keydoor_vector"):
+    return subprocess.run([str(FORETHOUGHT), "train", "-c", preset, "debug", "--quiet", *args],
                           capture_output=True, text=True, cwd=ROOT, timeout=600,
                           env={**__import__("os").environ, "RAY_AUTH_MODE": "disabled"})
 
@@ -66,3 +66,25 @@ def test_nan_training_stops_with_one_sentence(tmp_path):
     assert "Traceback" not in result.stderr
     last = result.stderr.strip().splitlines()[-1]
     assert last.startswith("forethought: error: training stopped at env step") and "last checkpoint" in last
+
+
+def test_hierarchical_agent_trains_reports_goals_and_evaluates(tmp_path):
+    run_dir = tmp_path / "run"
+    result = train(f"run.dir={run_dir}", "--steps", "320", preset="keydoor_vector_director")
+    assert result.returncode == 0, result.stderr[-3000:]
+    last = records(run_dir)[-1]
+    assert last["perf/train_ratio"] == 8.0 and last["perf/updates"] == 40
+    groups = {key.split("/")[0] for key in last if "/" in key}
+    assert {"world_model", "manager", "worker", "goal_autoencoder"} <= groups and "actor_critic" not in groups
+    assert all(np.isfinite(last[k]) for k in ("manager/actor_loss", "worker/goal_reward", "goal_autoencoder/recon"))
+    report = np.load(run_dir / "report" / "report.npz")
+    assert report["goals/vector"].shape == (4, 16, 9)  # 4 replayed sequences, the manager's goals decoded
+    evaluation = json.loads((run_dir / "eval.json").read_text())
+    assert evaluation["policy"] == "agent (director, greedy)" and evaluation["episodes"] == 2
+
+
+def test_director_only_fields_are_refused_for_the_flat_agent(tmp_path):
+    result = train(f"run.dir={tmp_path / 'run'}", "agent.hierarchy={every: 4}")
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1] == (
+        "forethought: error: agent.hierarchy applies to agent.name=director only; agent.name is dreamer")

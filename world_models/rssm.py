@@ -55,6 +55,10 @@ class RSSM(nn.Module):
         """The features heads read: deterministic state and flattened latents, [..., D + S * C]."""
         return torch.cat([state["deter"], state["stoch"].flatten(-2)], -1)
 
+    def prior_feat(self, deter: torch.Tensor) -> torch.Tensor:
+        """Features of deterministic states [..., D] with their prior's most likely latents (to decode goals)."""
+        return self.feat({"deter": deter, **self._latent(self.prior_net(deter), sample=False)})
+
     def img_step(self, state: State, action: torch.Tensor, sample: bool = True) -> State:
         """One step of the prior: the next state predicted from a state and the action taken there."""
         x = self.img_in(torch.cat([state["stoch"].flatten(-2), action], -1))

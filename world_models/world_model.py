@@ -104,6 +104,14 @@ class WorldModel(nn.Module):
         """Imagined trajectory [N, horizon + 1, ...] from start states under ``policy``."""
         return self.rssm.imagine(policy, start, horizon)
 
+    @torch.no_grad()
+    def decode(self, feat: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Observations predicted from features [..., F]: uint8 images per image key, raw vectors per vector key."""
+        pred = self.decoder(feat)
+        out = {key: ((pred[key] + 0.5) * 255).clamp(0, 255).to(torch.uint8) for key in self.encoder.cnn_keys}
+        out.update({key: symexp(pred[key]) for key in self.encoder.mlp_keys})
+        return out
+
     def reward(self, feat: torch.Tensor) -> torch.Tensor:
         """Predicted reward in raw units."""
         return TwoHot(self.reward_head(feat), self.bins).mean()
@@ -185,17 +193,17 @@ class WorldModel(nn.Module):
         start = {k: v[:, -1] for k, v in post.items()}
         prior = self.rssm.open_loop(start, action[:, context - 1 : -1])
         feat = torch.cat([self.rssm.feat(post), self.rssm.feat(prior)], 1)
-        pred = self.decoder(feat)
+        pred = self.decode(feat)
         out: dict[str, torch.Tensor] = {}
         for key in self.encoder.cnn_keys:
             true = batch[key]
-            image = ((pred[key] + 0.5) * 255).clamp(0, 255).to(torch.uint8)
+            image = pred[key]
             out[f"openloop/{key}_true"] = true
             out[f"openloop/{key}_pred"] = image
             out[f"openloop/{key}_error"] = ((image.float() - true.float()) / 2 + 127.5).to(torch.uint8)
         for key in self.encoder.mlp_keys:
             true = batch[key].float()[:, context:]
-            guess = symexp(pred[key][:, context:])
+            guess = pred[key][:, context:]
             copy = batch[key].float()[:, context - 1 : context].expand_as(true)
             out[f"openloop/{key}_mse"] = (guess - true).square().mean((0, 2))
             out[f"openloop/{key}_copy_mse"] = (copy - true).square().mean((0, 2))

@@ -47,7 +47,7 @@ class ForethoughtConfig(AlgorithmConfig):
 
     def __init__(self, algo_class: type | None = None):
         super().__init__(algo_class=algo_class or ForethoughtAlgorithm)
-        self.agent_config: DreamerConfig = DreamerConfig()
+        self.agent_config: Any = DreamerConfig()  # or a DirectorConfig
         self.batch_size_B = 16
         self.batch_length_T = 64
         self.train_ratio = 32.0

@@ -42,14 +42,9 @@ class AgentLearner(TorchLearner):
     def configure_optimizers_for_module(self, module_id: str, config: Any = None) -> None:
         agent = self.module[module_id].unwrapped().agent
         if self.config.num_learners > 1:  # data-parallel: every learner steps with the mean gradient
-            agent.world_model.grad_sync = agent.actor_critic.grad_sync = average_gradients
-            agent.actor_critic.stat_sync = average_tensors
-        optimizers = {"world_model": (agent.world_model.optimizer, agent.world_model.parameters()),
-                      "actor": (agent.actor_critic.actor_opt, agent.actor_critic.actor.parameters()),
-                      "critic": (agent.actor_critic.critic_opt, agent.actor_critic.critic.parameters())}
-        for name, (optimizer, params) in optimizers.items():
-            self.register_optimizer(module_id=module_id, optimizer_name=name, optimizer=optimizer,
-                                    params=list(params))
+            agent.set_sync(average_gradients, average_tensors)
+        for name, (optimizer, params) in agent.optimizers().items():
+            self.register_optimizer(module_id=module_id, optimizer_name=name, optimizer=optimizer, params=params)
 
     def compute_loss_for_module(self, *, module_id: str, config: Any, batch: Any, fwd_out: Any) -> Any:
         raise NotImplementedError("the agent computes its own losses in agent.update, called by _update")

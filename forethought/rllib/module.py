@@ -8,14 +8,15 @@ import torch
 from ray.rllib.core.columns import Columns
 from ray.rllib.core.rl_module.torch.torch_rl_module import TorchRLModule
 
-from agents.dreamer import DreamerAgent, DreamerConfig
+from agents import build_agent
+from agents.dreamer import DreamerConfig
 from forethought.spaces import action_spec, obs_shapes
 
 
 class AgentModule(TorchRLModule):
     """A thin RLlib wrapper: acting calls ``agent.act``; training happens in ``AgentLearner``.
 
-    ``model_config`` carries ``{"agent": DreamerConfig}``. RLlib puts ``get_initial_state()`` into
+    ``model_config`` carries ``{"agent": DreamerConfig | DirectorConfig}``. RLlib puts ``get_initial_state()`` into
     the state of every new episode, which is exactly the agent's reset, so no ``is_first`` column
     is needed while acting.
     """
@@ -23,7 +24,7 @@ class AgentModule(TorchRLModule):
     def setup(self) -> None:
         config = (self.model_config or {}).get("agent") or DreamerConfig()
         self.spec = action_spec(self.action_space)
-        self.agent = DreamerAgent(obs_shapes(self.observation_space), self.spec, config)
+        self.agent = build_agent(obs_shapes(self.observation_space), self.spec, config)
 
     def get_initial_state(self) -> dict[str, Any]:
         return {k: v[0] for k, v in self.agent.initial_state(1).items()}

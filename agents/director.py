@@ -1,0 +1,247 @@
+"""The hierarchical agent: a manager picks goals every K steps, a worker reaches them (Director).
+
+Following Hafner et al. 2022 ("Deep Hierarchical Planning from Pixels"), everything learns inside
+the world model:
+
+- the goal autoencoder (agents/goals.py) compresses replayed deterministic states into codes of
+  8 categoricals with 8 classes;
+- the manager is an ``ActorCritic`` over that code space: every ``every`` steps it picks a code,
+  which the autoencoder decodes into a goal state. Its reward, summed over each K-step chunk, is
+  the task reward plus ``explore_weight`` x the autoencoder's reconstruction error of the states
+  reached (novel states reconstruct badly), divided by its running mean so that it is on the scale
+  of 1 whatever the size of the states (Director normalises each reward stream separately; one
+  critic on the weighted sum needs the bonus on a known scale instead);
+- the worker is an ``ActorCritic`` over env actions reading ``[features, goal]``, rewarded by the
+  max-cosine similarity of its deterministic state to the goal (plus ``worker_task_weight`` x the
+  task reward, off by default). It learns on K-step segments that each hold one goal.
+
+While acting, the goal and the steps left in the option are part of the agent's state, so they
+travel through RLlib's state in and out like the world model's latent.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from agents.actions import ActionSpec
+from agents.actor_critic import ActorCritic, ActorCriticConfig
+from agents.dreamer import WorldModelAgent
+from agents.goals import GoalAutoencoder, GoalConfig, chunk_sums, max_cosine
+from world_models.config import WorldModelConfig
+from world_models.rssm import State
+
+
+@dataclass(frozen=True)
+class DirectorConfig:
+    """The hierarchical agent's hyperparameters; defaults follow Director."""
+
+    world_model: WorldModelConfig = field(default_factory=WorldModelConfig)
+    """The world model."""
+    manager: ActorCriticConfig = field(default_factory=lambda: ActorCriticConfig(discount=0.976))
+    """The manager's actor-critic; its discount is per manager step (K env steps: 0.997^8 = 0.976)."""
+    worker: ActorCriticConfig = field(default_factory=ActorCriticConfig)
+    """The worker's actor-critic."""
+    goal: GoalConfig = field(default_factory=GoalConfig)
+    """The goal autoencoder and the code space the manager acts in."""
+    every: int = 8
+    """K: env steps each goal is held for; the manager acts once per K steps."""
+    horizon: int = 16
+    """Imagination horizon in env steps; a multiple of ``every``."""
+    imagination_starts: int = 0
+    """Replayed states to start imagining from per update, drawn at random; 0 uses all B x T."""
+    task_weight: float = 1.0
+    """Weight of the task reward in the manager's reward."""
+    explore_weight: float = 0.1
+    """Weight of the exploration bonus in the manager's reward: the goal autoencoder's reconstruction error
+    divided by its running mean over imagined states (so the bonus averages 1 whatever the state scale)."""
+    explore_rate: float = 0.01
+    """EMA rate, per update, of the running mean that normalises the exploration bonus."""
+    worker_task_weight: float = 0.0
+    """Weight of the task reward in the worker's reward (Director: 0, the worker only pursues goals)."""
+
+    def __post_init__(self) -> None:
+        if self.every < 1 or self.horizon < self.every or self.horizon % self.every:
+            raise ValueError(f"horizon ({self.horizon}) must be a positive multiple of every ({self.every})")
+
+
+class DirectorAgent(WorldModelAgent):
+    """World model, goal autoencoder, manager and worker.
+
+    The acting state holds the world model's latent and last action plus ``goal`` [B, D] (the
+    decoded goal), ``code`` [B, G * C] (the manager's choice) and ``steps_left`` [B] (env steps the
+    goal is still held for; 0 asks the manager for a new one at the next step).
+    """
+
+    def __init__(self, obs_space: Mapping[str, Sequence[int]], spec: ActionSpec,
+                 config: DirectorConfig | None = None):
+        self.config = c = config or DirectorConfig()
+        super().__init__(obs_space, spec, c.world_model, c.imagination_starts)
+        rssm = self.world_model.rssm
+        self.code_spec = ActionSpec.multi_discrete((c.goal.classes,) * c.goal.groups)
+        self.goal_autoencoder = GoalAutoencoder(c.world_model.deter, c.goal)
+        self.manager = ActorCritic(rssm.feat_dim, self.code_spec, c.manager)
+        self.worker = ActorCritic(rssm.feat_dim + c.world_model.deter, spec, c.worker)
+        # running mean of the reconstruction error; 0 until the first update sets it
+        self.register_buffer("explore_scale", torch.zeros(()))
+        #: called with [explore_scale] after each update, to average it in place (data-parallel learners)
+        self.stat_sync: Callable[[list[torch.Tensor]], None] | None = None
+
+    explore_scale: torch.Tensor
+
+    # --- acting -------------------------------------------------------------------------------
+    def initial_state(self, batch_size: int) -> State:
+        state = super().initial_state(batch_size)
+        device = state["deter"].device
+        state["goal"] = torch.zeros(batch_size, self.config.world_model.deter, device=device)
+        state["code"] = torch.zeros(batch_size, self.code_spec.dim, device=device)
+        state["steps_left"] = torch.zeros(batch_size, dtype=torch.long, device=device)
+        return state
+
+    def choose_goal(self, feat: torch.Tensor, explore: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        """The manager's code [N, G * C] in each state (sampled, or its mode) and the decoded goal [N, D]."""
+        dist = self.manager.policy(feat)
+        code = dist.sample() if explore else dist.mode()
+        return code, self.decode_goal(code)
+
+    def decode_goal(self, code: torch.Tensor) -> torch.Tensor:
+        """Goal states [..., D] from flat codes [..., G * C]."""
+        g = self.config.goal
+        return self.goal_autoencoder.decode(code.reshape(*code.shape[:-1], g.groups, g.classes))
+
+    @torch.no_grad()
+    def act(self, obs: Mapping[str, torch.Tensor], state: State, explore: bool, is_first: torch.Tensor
+            ) -> tuple[torch.Tensor, State]:
+        post = self.observe(obs, state, is_first)
+        feat = self.world_model.rssm.feat(post)
+        steps_left = torch.where(is_first.bool(), 0, state["steps_left"].long())
+        new = (steps_left <= 0).unsqueeze(-1)
+        goal, code = state["goal"], state["code"]
+        if new.any():
+            new_code, new_goal = self.choose_goal(feat, explore)
+            code, goal = torch.where(new, new_code, code), torch.where(new, new_goal, goal)
+        steps_left = torch.where(new[:, 0], self.config.every, steps_left) - 1
+        dist = self.worker.policy(torch.cat([feat, goal], -1))
+        action = dist.sample() if explore else dist.mode()
+        return self.spec.to_env(action), {**post, "action": action, "goal": goal, "code": code,
+                                          "steps_left": steps_left}
+
+    # --- learning -----------------------------------------------------------------------------
+    def actor_critics(self) -> dict[str, ActorCritic]:
+        return {"manager": self.manager, "worker": self.worker}
+
+    def optimizers(self) -> dict[str, tuple[torch.optim.Optimizer, list[nn.Parameter]]]:
+        return {**super().optimizers(),
+                "goal_autoencoder": (self.goal_autoencoder.optimizer, list(self.goal_autoencoder.parameters()))}
+
+    def set_sync(self, grad_sync, stat_sync) -> None:  # type: ignore[no-untyped-def]
+        super().set_sync(grad_sync, stat_sync)
+        self.goal_autoencoder.grad_sync = grad_sync
+        self.stat_sync = stat_sync
+
+    @torch.no_grad()
+    def imagine(self, start: State) -> dict[str, torch.Tensor]:
+        """Imagined trajectories [N, H + 1, ...]: the manager picks a code at steps 0, K, 2K, ... (also at
+        H, for the manager's bootstrap), the worker acts towards the decoded goal at every step."""
+        rssm, c = self.world_model.rssm, self.config
+        state = {k: start[k] for k in ("deter", "stoch", "logits")}
+        steps: list[dict[str, torch.Tensor]] = []
+        for t in range(c.horizon + 1):
+            feat = rssm.feat(state)
+            if t % c.every == 0:
+                code, goal = self.choose_goal(feat, explore=True)
+            action = self.worker.policy(torch.cat([feat, goal], -1)).sample()
+            steps.append({"feat": feat, "deter": state["deter"], "code": code, "goal": goal, "action": action})
+            if t < c.horizon:
+                state = rssm.img_step(state, action)
+        trajectory = {k: torch.stack([s[k] for s in steps], 1) for k in steps[0]}
+        trajectory["reward"] = self.world_model.reward(trajectory["feat"])
+        trajectory["cont"] = self.world_model.cont(trajectory["feat"])
+        trajectory["explore_error"] = self.goal_autoencoder.reconstruction_error(trajectory["deter"])
+        return trajectory
+
+    @torch.no_grad()
+    def update_explore_scale(self, error: torch.Tensor) -> None:
+        """Move the running mean of the reconstruction error towards this batch's mean (the first sets it)."""
+        mean = error.mean()
+        rate = self.config.explore_rate if self.explore_scale > 0 else 1.0
+        self.explore_scale.lerp_(mean, rate)
+        if self.stat_sync is not None:
+            self.stat_sync([self.explore_scale])
+
+    def manager_trajectory(self, trajectory: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """The manager's view [N, H / K + 1, ...]: states at chunk starts, its codes, and per chunk the summed
+        reward (task + explore bonus) and the probability that the episode lasts through the chunk."""
+        c = self.config
+        n = trajectory["feat"].shape[0]
+        reward = c.task_weight * trajectory["reward"] + c.explore_weight * trajectory["explore"]
+        chunks = c.horizon // c.every
+        return {
+            "feat": trajectory["feat"][:, :: c.every],
+            "action": trajectory["code"][:, :: c.every],
+            "reward": torch.cat([torch.zeros_like(reward[:, :1]), chunk_sums(reward[:, 1:], c.every)], 1),
+            "cont": torch.cat([trajectory["cont"][:, :1],
+                               trajectory["cont"][:, 1:].reshape(n, chunks, c.every).prod(-1)], 1),
+        }
+
+    def worker_trajectory(self, trajectory: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """The worker's view: the trajectory cut into K-step segments [N * H / K, K + 1, ...] that each hold
+        one goal; the reward is the max-cosine of each state to that goal (plus any task reward)."""
+        c = self.config
+        k, chunks = c.every, c.horizon // c.every
+        alive = torch.cumprod(trajectory["cont"], 1)  # chance the episode still runs at each step
+        segments = []
+        for j in range(chunks):
+            part = {key: v[:, j * k : (j + 1) * k + 1] for key, v in trajectory.items()}
+            goal = part["goal"][:, :1].expand_as(part["goal"])  # the goal chosen at the segment's start
+            cont = part["cont"].clone()
+            cont[:, 0] = alive[:, j * k]  # a later segment counts as much as the chance of reaching it
+            segments.append({
+                "feat": torch.cat([part["feat"], goal], -1),
+                "action": part["action"],
+                "reward": max_cosine(goal, part["deter"]) + c.worker_task_weight * part["reward"],
+                "cont": cont,
+            })
+        return {key: torch.cat([s[key] for s in segments], 0) for key in segments[0]}
+
+    def learn_in_imagination(self, start: State, terminal: torch.Tensor, post: State) -> dict[str, torch.Tensor]:
+        metrics = {f"goal_autoencoder/{k}": v
+                   for k, v in self.goal_autoencoder.update(post["deter"].detach().flatten(0, 1)).items()}
+        trajectory = self.imagine(start)
+        self.update_explore_scale(trajectory["explore_error"])
+        trajectory["explore"] = trajectory["explore_error"] / self.explore_scale.clamp(min=1e-8)
+        # the start states are real: their continuation is known, not predicted
+        trajectory["cont"][:, 0] = 1.0 - terminal
+        manager = self.manager.update(**self.manager_trajectory(trajectory))
+        worker = self.worker.update(**self.worker_trajectory(trajectory))
+        metrics.update({f"manager/{k}": v for k, v in manager.items()})
+        metrics.update({f"worker/{k}": v for k, v in worker.items()})
+        metrics["manager/explore_reward"] = trajectory["explore"].mean()
+        metrics["manager/explore_scale"] = self.explore_scale.clone()
+        metrics["manager/task_reward"] = trajectory["reward"].mean()
+        metrics["worker/goal_reward"] = max_cosine(trajectory["goal"], trajectory["deter"]).mean()
+        return metrics
+
+    # --- inspection ---------------------------------------------------------------------------
+    @torch.no_grad()
+    def report(self, batch: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """The world model's open-loop report plus the manager's goals decoded into observations.
+
+        ``goals/<key>`` [B, T, ...] is, at each step of the replayed sequences, the observation the
+        world model's decoder makes of the goal the greedy manager would hold there (chosen at steps
+        0, K, 2K, ...): uint8 images for image keys, raw vectors for vector keys. ``goals/similarity``
+        [B, T] is the worker's reward (max-cosine of the state to that goal).
+        """
+        out = self.world_model.report(batch)
+        post, _ = self.world_model.observe(batch, sample=False)
+        rssm = self.world_model.rssm
+        steps = post["deter"].shape[1]
+        held = torch.arange(steps, device=post["deter"].device) // self.config.every * self.config.every
+        code = self.manager.policy(rssm.feat(post)[:, held]).mode()
+        goal = self.decode_goal(code)
+        out.update({f"goals/{k}": v for k, v in self.world_model.decode(rssm.prior_feat(goal)).items()})
+        out["goals/similarity"] = max_cosine(goal, post["deter"])
+        return out

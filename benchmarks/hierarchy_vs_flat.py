@@ -1,0 +1,243 @@
+"""Flat (Dreamer) vs hierarchical (Director) vs RLlib's PPO on the built-in tasks and MiniGrid DoorKey.
+
+Every run trains one agent on one task with one seed for a fixed env-step budget and stores its
+learning curve (return of finished episodes against env steps) and final greedy evaluation in
+``benchmarks/results/hierarchy_vs_flat/<task>-<agent>-seed<N>.json``. Runs accumulate across
+invocations, so the grid can be filled piece by piece; ``--table-only`` redraws the table and the
+figure from what is stored.
+
+    python -m benchmarks.hierarchy_vs_flat --tasks keydoor_vector --agents flat director ppo --seeds 0 1 2
+    python -m benchmarks.hierarchy_vs_flat --table-only
+
+The flat and hierarchical agents run through ``forethought train`` (a subprocess per run, with
+the task's preset, and ``<task>_director`` for the hierarchical agent); PPO runs RLlib's own
+implementation on the same env (``envs.make``, observations flattened to one array).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from benchmarks.common import RESULTS, machine
+
+FOLDER = RESULTS / "hierarchy_vs_flat"
+ROOT = Path(__file__).resolve().parent.parent
+AGENTS = ("flat", "director", "ppo")
+#: task -> (preset, default env-step budget that fits in 30 minutes on 2 CPU cores for every agent)
+TASKS: dict[str, tuple[str, int]] = {
+    "keydoor_vector": ("keydoor_vector", 50_000),
+    "pinpad_vector": ("pinpad_vector", 30_000),
+    "minigrid": ("minigrid", 20_000),
+    "keydoor": ("keydoor", 20_000),
+    "pinpad": ("pinpad", 20_000),
+}
+DEFAULT_TASKS = ("keydoor_vector", "pinpad_vector", "minigrid")
+
+
+def run_forethought(task: str, agent: str, seed: int, steps: int, run_dir: Path) -> dict[str, Any]:
+    """Train the flat or hierarchical agent with ``forethought train``; return its curve and evaluation."""
+    preset = TASKS[task][0] + ("_director" if agent == "director" else "")
+    command = [str(Path(sys.executable).parent / "forethought"), "train", "-c", preset, f"run.dir={run_dir}",
+               f"run.seed={seed}", "run.wandb=disabled", "--steps", str(steps), "--quiet"]
+    start = time.perf_counter()
+    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True,
+                            env={**os.environ, "RAY_AUTH_MODE": "disabled"})
+    if result.returncode != 0:
+        raise RuntimeError(f"{' '.join(command)} failed:\n{result.stderr[-3000:]}")
+    records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    curve = [[r["step"], r["episode/return"]] for r in records if r.get("episode/return") is not None]
+    evaluation = json.loads((run_dir / "eval.json").read_text())["return"]["mean"]
+    return {"curve": curve, "eval_return": evaluation, "wall_s": time.perf_counter() - start,
+            "command": " ".join(command[1:])}
+
+
+def run_ppo(task: str, seed: int, steps: int, run_dir: Path) -> dict[str, Any]:
+    """Train RLlib's PPO (new API stack, default model and hyperparameters) on the same env."""
+    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    import gymnasium as gym
+    import ray
+    from ray.rllib.algorithms.ppo import PPOConfig
+    from ray.tune.registry import register_env
+
+    import envs
+    from envs.wrappers import SeededReset
+    from forethought.config import env_kwargs, load_config
+
+    config = load_config([TASKS[task][0]], [f"run.dir={run_dir}", f"run.seed={seed}"])
+    kwargs = env_kwargs(config)
+
+    class Flat(gym.ObservationWrapper):
+        """One observation array for RLlib's default model: the image if there is one, else the vector."""
+
+        def __init__(self, env: gym.Env):
+            super().__init__(env)
+            self.key = "image" if "image" in env.observation_space.spaces else "vector"
+            self.observation_space = env.observation_space[self.key]
+
+        def observation(self, observation: dict[str, np.ndarray]) -> np.ndarray:
+            return observation[self.key]
+
+    def create(env_config: dict[str, Any]) -> gym.Env:
+        options = dict(kwargs)
+        env = envs.make(options.pop("env_id"), **options)
+        return Flat(SeededReset(env, seed + 100_003 * getattr(env_config, "worker_index", 0), override=True))
+
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False,
+             object_store_memory=256 * 2**20)
+    register_env("ppo_env", create)
+    algo = (PPOConfig().environment("ppo_env").env_runners(num_env_runners=1)
+            .debugging(seed=seed, log_level="ERROR").build_algo())
+    curve, start, step = [], time.perf_counter(), 0
+    try:
+        while step < steps:
+            result = algo.train()
+            step = int(result["env_runners"]["num_env_steps_sampled_lifetime"])
+            mean = result["env_runners"].get("episode_return_mean")
+            if mean is not None and np.isfinite(mean):
+                curve.append([step, float(mean)])
+        module = algo.get_module()
+        evaluation = _evaluate_ppo(module, create, seed, config.train.eval_episodes)
+    finally:
+        algo.stop()
+        ray.shutdown()
+    return {"curve": curve, "eval_return": evaluation, "wall_s": time.perf_counter() - start,
+            "command": "RLlib PPOConfig() defaults, 1 env runner"}
+
+
+def _evaluate_ppo(module: Any, create: Any, seed: int, episodes: int) -> float:
+    """Mean return of PPO's greedy (most likely) actions over ``episodes`` episodes."""
+    import torch
+    from ray.rllib.core.columns import Columns
+
+    env = create({})
+    returns = []
+    for episode in range(episodes):
+        obs, _ = env.reset(seed=seed + 10_000 + episode)
+        total, done = 0.0, False
+        while not done:
+            with torch.no_grad():
+                out = module.forward_inference({Columns.OBS: torch.as_tensor(obs[None]).float()})
+            action = int(out[Columns.ACTION_DIST_INPUTS][0].argmax())
+            obs, reward, terminated, truncated, _ = env.step(action)
+            total += float(reward)
+            done = terminated or truncated
+        returns.append(total)
+    env.close()
+    return float(np.mean(returns))
+
+
+def run(task: str, agent: str, seed: int, steps: int, work: Path) -> Path:
+    """One cell of the grid; writes and returns its result file."""
+    run_dir = work / f"{task}-{agent}-seed{seed}"
+    if agent == "ppo":
+        out = run_ppo(task, seed, steps, run_dir)
+    else:
+        out = run_forethought(task, agent, seed, steps, run_dir)
+    record = {"task": task, "agent": agent, "seed": seed, "steps": steps, **out, "machine": machine()}
+    FOLDER.mkdir(parents=True, exist_ok=True)
+    path = FOLDER / f"{task}-{agent}-seed{seed}.json"
+    path.write_text(json.dumps(record, indent=1))
+    return path
+
+
+def load_runs(folder: Path = FOLDER) -> list[dict[str, Any]]:
+    """Every stored run."""
+    return [json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))]
+
+
+def final_return(curve: list[list[float]], steps: int, tail: float = 0.1) -> float:
+    """Mean of the curve's points in the last ``tail`` of the budget (the return of recent episodes)."""
+    if not curve:
+        return float("nan")
+    points = [r for s, r in curve if s >= (1 - tail) * steps] or [curve[-1][1]]
+    return float(np.mean(points))
+
+
+def table(runs: list[dict[str, Any]]) -> str:
+    """A markdown table: per task and agent, seeds run, final training return and greedy evaluation."""
+    lines = ["| task | agent | seeds | env steps | final return (mean ± std) | greedy eval (mean ± std) "
+             "| minutes/run |",
+             "|---|---|---|---|---|---|---|"]
+    cells: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for r in runs:
+        cells.setdefault((r["task"], r["agent"]), []).append(r)
+    for (task, agent), group in sorted(cells.items()):
+        finals = [final_return(r["curve"], r["steps"]) for r in group]
+        evals = [r["eval_return"] for r in group]
+        lines.append(f"| {task} | {agent} | {','.join(str(r['seed']) for r in group)} | {group[0]['steps']:,} | "
+                     f"{np.mean(finals):.2f} ± {np.std(finals):.2f} | {np.mean(evals):.2f} ± {np.std(evals):.2f} | "
+                     f"{np.mean([r['wall_s'] for r in group]) / 60:.1f} |")
+    return "\n".join(lines)
+
+
+def plot(runs: list[dict[str, Any]], path: Path) -> Path:
+    """Learning curves, one panel per task: mean over seeds, band from the lowest to the highest seed."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    tasks = sorted({r["task"] for r in runs})
+    fig, axes = plt.subplots(1, len(tasks), figsize=(5 * len(tasks), 3.6), squeeze=False)
+    for ax, task in zip(axes[0], tasks, strict=True):
+        for agent in AGENTS:
+            group = [r for r in runs if r["task"] == task and r["agent"] == agent and r["curve"]]
+            if not group:
+                continue
+            # from the first point any seed has (no episode has ended before it) to the budget
+            grid = np.linspace(min(r["curve"][0][0] for r in group), max(r["steps"] for r in group), 101)
+            ys = np.stack([np.interp(grid, *np.asarray(r["curve"], float).T, left=np.nan) for r in group])
+            with warnings.catch_warnings():  # steps before a seed's first episode are NaN for that seed
+                warnings.simplefilter("ignore", RuntimeWarning)
+                low, mean, high = np.nanmin(ys, 0), np.nanmean(ys, 0), np.nanmax(ys, 0)
+            line = ax.plot(grid, mean, label=f"{agent} ({len(group)} seeds)")[0]
+            ax.fill_between(grid, low, high, color=line.get_color(), alpha=0.2)
+        ax.set_title(task)
+        ax.set_xlabel("env steps")
+        ax.set_ylabel("episode return")
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--tasks", nargs="+", choices=list(TASKS), default=list(DEFAULT_TASKS))
+    parser.add_argument("--agents", nargs="+", choices=AGENTS, default=list(AGENTS))
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    parser.add_argument("--steps", type=int, default=0, help="env-step budget per run; 0 takes the task's default")
+    parser.add_argument("--work", type=Path, default=ROOT / "runs" / "hierarchy_vs_flat",
+                        help="folder for the runs' own files (checkpoints, metrics)")
+    parser.add_argument("--table-only", action="store_true", help="only redraw the table and figure from stored runs")
+    args = parser.parse_args(argv)
+    if not args.table_only:
+        for task in args.tasks:
+            for agent in args.agents:
+                for seed in args.seeds:
+                    print(f"{task} / {agent} / seed {seed} ...", flush=True)
+                    path = run(task, agent, seed, args.steps or TASKS[task][1], args.work)
+                    print(f"  -> {path}", flush=True)
+    runs = load_runs()
+    if not runs:
+        raise SystemExit(f"no stored runs in {FOLDER}; run some first (see --help)")
+    print(table(runs))
+    (FOLDER / "table.md").write_text(table(runs) + "\n")
+    print(f"figure: {plot(runs, FOLDER / 'curves.png')}")
+
+
+if __name__ == "__main__":
+    main()

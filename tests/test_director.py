@@ -1,0 +1,170 @@
+"""The hierarchical agent: options held for K steps, the manager's and worker's views of imagination, updates."""
+
+import copy
+
+import pytest
+import torch
+
+from agents import build_agent
+from agents.actions import ActionSpec
+from agents.actor_critic import ActorCriticConfig, lambda_returns
+from agents.director import DirectorAgent, DirectorConfig
+from agents.goals import GoalConfig, max_cosine
+from tests.test_dreamer import SPACE, make_batch, obs
+from world_models.config import sized
+
+SPEC = ActionSpec.discrete(3)
+
+
+def director(every=4, horizon=8, **changes) -> DirectorAgent:
+    torch.manual_seed(0)
+    ac = ActorCriticConfig(units=16, layers=1, bins=31)
+    config = DirectorConfig(sized("debug"), manager=ac, worker=ac, goal=GoalConfig(units=16, layers=1),
+                            every=every, horizon=horizon, **changes)
+    return build_agent(SPACE, SPEC, config)
+
+
+def test_horizon_must_be_a_multiple_of_every():
+    with pytest.raises(ValueError, match=r"horizon \(10\) must be a positive multiple of every \(4\)"):
+        DirectorConfig(every=4, horizon=10)
+
+
+def test_a_new_option_every_k_steps_and_on_episode_starts():
+    agent = director(every=3, horizon=6)
+    state = agent.initial_state(2)
+    assert state["steps_left"].tolist() == [0, 0] and state["goal"].shape == (2, agent.config.world_model.deter)
+    goals, lefts = [], []
+    for t in range(7):
+        first = torch.tensor([t == 0, t == 0 or t == 4])  # the second episode restarts at step 4
+        _, state = agent.act(obs(2, seed=t), state, explore=True, is_first=first)
+        goals.append(state["goal"].clone())
+        lefts.append(state["steps_left"].tolist())
+    assert [left[0] for left in lefts] == [2, 1, 0, 2, 1, 0, 2]
+    assert [left[1] for left in lefts] == [2, 1, 0, 2, 2, 1, 0]  # restarted: a fresh option of 3 steps
+    changed = [[not torch.equal(goals[t][i], goals[t - 1][i]) for i in range(2)] for t in range(1, 7)]
+    assert [c[0] for c in changed] == [False, False, True, False, False, True]  # new goals at steps 3, 6
+    assert [c[1] for c in changed] == [False, False, True, True, False, False]  # at 3 and at the restart 4
+
+
+def test_greedy_acting_is_deterministic_and_the_goal_is_the_decoded_code():
+    agent = director()
+    first = torch.ones(2, dtype=torch.bool)
+    torch.manual_seed(1)  # the world model's latent is sampled, as in DreamerV3
+    a1, s1 = agent.act(obs(2), agent.initial_state(2), explore=False, is_first=first)
+    torch.manual_seed(1)
+    a2, s2 = agent.act(obs(2), agent.initial_state(2), explore=False, is_first=first)
+    assert torch.equal(a1, a2) and torch.equal(s1["goal"], s2["goal"])
+    assert torch.allclose(s1["goal"], agent.decode_goal(s1["code"]))
+    assert s1["code"].sum(-1).tolist() == [8.0, 8.0]  # one class in each of the 8 groups
+
+
+def test_imagination_holds_each_goal_for_k_steps():
+    agent = director(every=4, horizon=8)
+    start = {k: v.flatten(0, 1) for k, v in agent.world_model.observe(make_batch(SPEC, 2, 3))[0].items()}
+    traj = agent.imagine(start)
+    assert traj["feat"].shape[:2] == (6, 9)
+    for t in range(9):
+        chosen = t // 4 * 4
+        assert torch.equal(traj["goal"][:, t], traj["goal"][:, chosen])
+    assert not torch.equal(traj["code"][:, 0], traj["code"][:, 4])  # 6 codes of 8x8: all equal is ~impossible
+
+
+def test_manager_trajectory_sums_rewards_per_chunk_and_multiplies_continuation():
+    agent = director(every=2, horizon=4, task_weight=1.0, explore_weight=0.5)
+    n, steps = 1, 5
+    traj = {"feat": torch.arange(steps, dtype=torch.float).view(1, steps, 1).expand(n, steps, 3),
+            "code": torch.arange(steps, dtype=torch.float).view(1, steps, 1),
+            "reward": torch.tensor([[9.0, 1.0, 2.0, 3.0, 4.0]]), "explore": torch.tensor([[9.0, 2.0, 2.0, 0.0, 4.0]]),
+            "cont": torch.tensor([[1.0, 0.9, 0.5, 1.0, 0.8]])}
+    view = agent.manager_trajectory(traj)
+    assert view["feat"][0, :, 0].tolist() == [0.0, 2.0, 4.0]  # states where the manager acts
+    assert view["action"][0, :, 0].tolist() == [0.0, 2.0, 4.0]
+    # chunk rewards: (1 + 1) + (2 + 1) = 5 ; (3 + 0) + (4 + 2) = 9; nothing on arrival at the start
+    assert view["reward"].tolist() == [[0.0, 5.0, 9.0]]
+    assert torch.allclose(view["cont"], torch.tensor([[1.0, 0.45, 0.8]]))
+    # the manager's lambda-returns over chunks (its discount per chunk)
+    value = torch.zeros(1, 3)
+    returns = lambda_returns(view["reward"], value, view["cont"], 0.5, 1.0)
+    assert torch.allclose(returns, torch.tensor([[5 + 0.5 * 0.45 * 9, 9.0]]))  # R_t = r_t+1 + d c_t+1 R_t+1
+
+
+def test_worker_trajectory_rewards_closeness_to_the_segment_goal():
+    agent = director(every=2, horizon=4)
+    deter = torch.tensor([[[1.0, 0.0], [0.0, 1.0], [1.0, 0.0], [2.0, 0.0], [0.0, 2.0]]])
+    goal = torch.tensor([[[0.0, 1.0]] * 2 + [[2.0, 0.0]] * 3])  # chosen at steps 0 and 2
+    traj = {"feat": deter, "deter": deter, "goal": goal, "action": torch.zeros(1, 5, 3),
+            "reward": torch.ones(1, 5), "cont": torch.tensor([[1.0, 1.0, 0.5, 1.0, 1.0]])}
+    view = agent.worker_trajectory(traj)
+    assert view["feat"].shape == (2, 3, 4)  # two segments of K + 1 states, features then goal
+    assert torch.equal(view["feat"][0, :, 2:], torch.tensor([[0.0, 1.0]] * 3))
+    # the state closing segment 0 (step 2) is scored against segment 0's goal, not the next one's
+    assert torch.allclose(view["reward"], torch.stack([max_cosine(torch.tensor([0.0, 1.0]), deter[0, 0:3]),
+                                                       max_cosine(torch.tensor([2.0, 0.0]), deter[0, 2:5])]))
+    assert view["reward"][0].tolist() == [0.0, 1.0, 0.0] and view["reward"][1].tolist() == [0.5, 1.0, 0.0]
+    assert view["cont"][:, 0].tolist() == [1.0, 0.5]  # segment 1 weighs by the chance of reaching it
+    with_task = director(every=2, horizon=4, worker_task_weight=0.25).worker_trajectory(traj)
+    assert torch.allclose(with_task["reward"], view["reward"] + 0.25)
+
+
+def test_update_trains_every_part_and_reports_grouped_metrics():
+    agent = director()
+    before = {name: copy.deepcopy(part.state_dict()) for name, part in
+              [("wm", agent.world_model), ("goal", agent.goal_autoencoder), ("manager", agent.manager),
+               ("worker", agent.worker)]}
+    metrics = agent.update(make_batch(SPEC, 2, 6))
+    assert {"world_model/loss", "goal_autoencoder/recon", "goal_autoencoder/kl", "manager/actor_loss",
+            "manager/explore_reward", "worker/critic_loss", "worker/goal_reward"} <= set(metrics)
+    assert all(isinstance(v, float) and v == v for v in metrics.values())
+    for name, part in [("wm", agent.world_model), ("goal", agent.goal_autoencoder), ("manager", agent.manager),
+                       ("worker", agent.worker)]:
+        after = part.state_dict()
+        assert any(not torch.equal(before[name][k], after[k]) for k in after), f"{name} did not change"
+    assert set(agent.optimizers()) == {"world_model", "manager_actor", "manager_critic", "worker_actor",
+                                       "worker_critic", "goal_autoencoder"}
+
+
+def test_optimizer_state_round_trips():
+    a, b = director(), director()
+    a.update(make_batch(SPEC, 2, 6))
+    b.load_optimizer_state_dict(copy.deepcopy(a.optimizer_state_dict()))
+    assert b.goal_autoencoder.optimizer.state_dict()["state"].keys() == \
+        a.goal_autoencoder.optimizer.state_dict()["state"].keys()
+
+
+def test_report_decodes_goals_into_observations():
+    agent = director(every=2)
+    batch = make_batch(SPEC, 2, 6)
+    report = agent.report(batch)
+    assert report["goals/image"].shape == (2, 6, 16, 16, 3) and report["goals/image"].dtype == torch.uint8
+    assert report["goals/vector"].shape == (2, 6, 4)
+    assert report["goals/similarity"].shape == (2, 6)
+    assert torch.equal(report["goals/image"][:, 0], report["goals/image"][:, 1])  # one goal per K = 2 steps
+    assert "openloop/image_pred" in report
+
+
+def test_write_report_tiles_true_predicted_and_goal_frames(tmp_path):
+    import numpy as np
+
+    from forethought.report import report_frames, write_report
+
+    agent = director(every=2)
+    batch = {k: v.numpy() for k, v in make_batch(SPEC, 2, 6).items()}
+    paths = write_report(agent, batch, tmp_path, video_format="gif")
+    assert [p.name for p in paths] == ["report.npz", "report_image.gif"] and all(p.stat().st_size for p in paths)
+    saved = np.load(paths[0])
+    assert saved["goals/vector"].shape == (2, 6, 4) and saved["openloop/image_pred"].shape == (2, 6, 16, 16, 3)
+    frames = report_frames(dict(saved), "image")
+    assert len(frames) == 6 and frames[0].shape == (3 * 16, 2 * 16, 3)  # rows: true, predicted, goal
+    assert np.array_equal(frames[2][32:, :16], saved["goals/image"][0, 2])
+
+
+def test_exploration_bonus_is_the_reconstruction_error_over_its_running_mean():
+    agent = director(explore_rate=0.5)
+    assert float(agent.explore_scale) == 0.0
+    agent.update(make_batch(SPEC, 2, 6))
+    first = float(agent.explore_scale)
+    assert first > 0  # the first update sets the scale to its batch's mean error
+    error = torch.tensor([2.0 * first, 4.0 * first])
+    agent.update_explore_scale(error)
+    assert float(agent.explore_scale) == pytest.approx(0.5 * first + 0.5 * 3.0 * first)
+    assert "explore_scale" in agent.state_dict()  # checkpointed with the weights

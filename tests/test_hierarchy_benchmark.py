@@ -1,0 +1,31 @@
+"""benchmarks/hierarchy_vs_flat.py: the table and the learning-curve figure from stored runs."""
+
+import numpy as np
+
+from benchmarks.hierarchy_vs_flat import final_return, load_runs, plot, table
+
+
+def fake_run(task, agent, seed, level, steps=1000):
+    curve = [[s, level * s / steps] for s in range(100, steps + 1, 100)]
+    return {"task": task, "agent": agent, "seed": seed, "steps": steps, "curve": curve, "eval_return": level,
+            "wall_s": 120.0}
+
+
+def test_final_return_averages_the_last_tenth_of_the_budget():
+    assert final_return([[100, 0.0], [900, 0.5], [1000, 1.0]], 1000) == 0.75
+    assert final_return([[100, 0.2]], 1000) == 0.2  # nothing late: the last point
+    assert np.isnan(final_return([], 1000))
+
+
+def test_table_and_figure_summarise_seeds(tmp_path):
+    runs = [fake_run("keydoor_vector", "flat", s, 0.5) for s in (0, 1)] + [
+        fake_run("keydoor_vector", "director", 0, 1.0), fake_run("minigrid", "ppo", 0, 0.25)]
+    text = table(runs)
+    assert "| keydoor_vector | flat | 0,1 | 1,000 | 0.47 ± 0.00 | 0.50 ± 0.00 | 2.0 |" in text
+    assert "| keydoor_vector | director | 0 | 1,000 | 0.95 ± 0.00 | 1.00 ± 0.00 | 2.0 |" in text
+    assert "| minigrid | ppo |" in text
+    path = plot(runs, tmp_path / "curves.png")
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    (tmp_path / "runs").mkdir()
+    (tmp_path / "runs" / "a.json").write_text(__import__("json").dumps(runs[0]))
+    assert load_runs(tmp_path / "runs") == [runs[0]]
