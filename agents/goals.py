@@ -33,8 +33,10 @@ class GoalConfig:
     """Hidden layers of each MLP."""
     kl_scale: float = 1.0
     """Weight of KL(code posterior || uniform prior)."""
-    kl_free: float = 1.0
-    """Free nats: the KL of a code below this is not penalised (keeps codes from collapsing to the prior)."""
+    kl_free: float = 6.0
+    """Free nats: a code's KL below this is not penalised. Codes may carry up to groups x ln(classes) nats
+    (16.6 for 8 x 8); with 1 free nat they kept only whether the key was carried in the key-door task, with
+    6 they also told positions apart, which the worker needs for goals to steer by."""
     lr: float = 1e-4
     """Adam learning rate."""
     grad_clip: float = 100.0

@@ -65,12 +65,16 @@ def test_open_door_stays_open_and_the_key_stays_carried():
 def test_vector_observation():
     env = make(obs_type="vector")
     obs, *_ = env.step(DOWN)
-    scale = env.size - 1
-    assert obs.shape == (9,) and obs.dtype == np.float32
-    np.testing.assert_allclose(obs[:2], np.array(env.pos) / scale)
-    np.testing.assert_array_equal(obs[2:4], [-1, -1])  # carried key
-    np.testing.assert_allclose(obs[4:7], [env.goal[0] / scale, env.goal[1] / scale, 3 / scale])
-    np.testing.assert_array_equal(obs[7:], [1, 0])
+    n = env.size
+    assert obs.shape == (7 * n + 2,) and obs.dtype == np.float32
+    parts = obs[:-2].reshape(7, n)
+    assert parts.sum(1).tolist() == [1, 1, 0, 0, 1, 1, 1]  # the key is carried: no key position
+    assert (parts[0].argmax(), parts[1].argmax()) == env.pos
+    assert (parts[4].argmax(), parts[5].argmax(), parts[6].argmax()) == (*env.goal, 3)
+    np.testing.assert_array_equal(obs[-2:], [1, 0])
+    env.reset(seed=5)
+    parts = env._vector()[:-2].reshape(7, n)
+    assert (parts[2].argmax(), parts[3].argmax()) == env.key and parts[2].sum() == 1
 
 
 def test_image_shows_key_door_goal_and_agent():

@@ -78,7 +78,7 @@ def test_hierarchical_agent_trains_reports_goals_and_evaluates(tmp_path):
     assert {"world_model", "manager", "worker", "goal_autoencoder"} <= groups and "actor_critic" not in groups
     assert all(np.isfinite(last[k]) for k in ("manager/actor_loss", "worker/goal_reward", "goal_autoencoder/recon"))
     report = np.load(run_dir / "report" / "report.npz")
-    assert report["goals/vector"].shape == (4, 16, 9)  # 4 replayed sequences, the manager's goals decoded
+    assert report["goals/vector"].shape == (4, 16, 58)  # 4 replayed sequences, the manager's goals decoded
     evaluation = json.loads((run_dir / "eval.json").read_text())
     assert evaluation["policy"] == "agent (director, greedy)" and evaluation["episodes"] == 2
 
