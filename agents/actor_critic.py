@@ -50,6 +50,10 @@ class ActorCriticConfig:
     """Adam epsilon."""
     grad_clip: float = 100.0
     """Global gradient-norm clip of each network."""
+    center_advantages: bool = False
+    """Subtract the batch's mean advantage (Director normalises advantages so). With dense rewards a critic
+    that still lags its targets makes nearly every advantage positive, which pushes up whatever actions
+    were sampled; centring leaves only which actions did better than the others."""
 
 
 def lambda_returns(reward: torch.Tensor, value: torch.Tensor, cont: torch.Tensor,
@@ -127,6 +131,8 @@ class ActorCritic(nn.Module):
             weight = torch.cumprod(torch.cat([cont[:, :1], c.discount * cont[:, 1:]], 1), 1)
             scale = self.retnorm.scale()
             advantage = (returns - value[:, :-1]) / scale
+            if c.center_advantages:
+                advantage = advantage - (weight[:, :-1] * advantage).sum() / weight[:, :-1].sum()
         dist = self.policy(feat[:, :-1])
         entropy = dist.entropy()
         actor_loss = -(weight[:, :-1] * (dist.log_prob(action[:, :-1]) * advantage + c.entropy * entropy)).mean()

@@ -41,10 +41,13 @@ class DirectorConfig:
 
     world_model: WorldModelConfig = field(default_factory=WorldModelConfig)
     """The world model."""
-    manager: ActorCriticConfig = field(default_factory=lambda: ActorCriticConfig(discount=0.976))
-    """The manager's actor-critic; its discount is per manager step (K env steps: 0.997^8 = 0.976)."""
-    worker: ActorCriticConfig = field(default_factory=ActorCriticConfig)
-    """The worker's actor-critic."""
+    manager: ActorCriticConfig = field(
+        default_factory=lambda: ActorCriticConfig(discount=0.92, center_advantages=True))
+    """The manager's actor-critic; its discount is per manager step (K env steps: 0.99^8 = 0.92, Director's)."""
+    worker: ActorCriticConfig = field(
+        default_factory=lambda: ActorCriticConfig(discount=0.9, center_advantages=True))
+    """The worker's actor-critic. Its reward is dense (a similarity at every step) and its goals last K
+    steps, so a short horizon (discount 0.9) keeps its values small enough for the critic to track."""
     goal: GoalConfig = field(default_factory=GoalConfig)
     """The goal autoencoder and the code space the manager acts in."""
     every: int = 8
