@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -137,8 +138,10 @@ def _evaluate_ppo(module: Any, create: Any, seed: int, episodes: int) -> float:
 
 
 def run(task: str, agent: str, seed: int, steps: int, work: Path) -> Path:
-    """One cell of the grid; writes and returns its result file."""
+    """One cell of the grid, from scratch; writes and returns its result file."""
     run_dir = work / f"{task}-{agent}-seed{seed}"
+    if run_dir.exists():  # an interrupted run, maybe of other code or settings: never resume it
+        shutil.rmtree(run_dir)
     if agent == "ppo":
         out = run_ppo(task, seed, steps, run_dir)
     else:
@@ -200,7 +203,7 @@ def plot(runs: list[dict[str, Any]], path: Path) -> Path:
             with warnings.catch_warnings():  # steps before a seed's first episode are NaN for that seed
                 warnings.simplefilter("ignore", RuntimeWarning)
                 low, mean, high = np.nanmin(ys, 0), np.nanmean(ys, 0), np.nanmax(ys, 0)
-            line = ax.plot(grid, mean, label=f"{agent} ({len(group)} seeds)")[0]
+            line = ax.plot(grid, mean, label=f"{agent} ({len(group)} seed{'s' * (len(group) > 1)})")[0]
             ax.fill_between(grid, low, high, color=line.get_color(), alpha=0.2)
         ax.set_title(task)
         ax.set_xlabel("env steps")

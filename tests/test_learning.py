@@ -1,7 +1,8 @@
 """Learning tests (slow, `make test-slow`): the flat agent solves tasks on a CPU within stated budgets.
 
 Budgets (2 cores): CartPole-v1 in 20,000 env steps (about 6 minutes); the key-door task in 50,000
-env steps (about 11 minutes; it was solved at about 40,000). Each runs the real `forethought train`
+env steps (about 11 minutes; with one-hot observations, seed 0, the exploring return passed 0.5 at
+42,000 and the greedy evaluation after 50,000 scored 1.00). Each runs the real `forethought train`
 on its shipped preset and reads the greedy evaluation the run writes at its end.
 """
 
