@@ -128,17 +128,17 @@ class ActorCritic(nn.Module):
             value = TwoHot(critic_logits.detach(), self.bins).mean()
             returns = lambda_returns(reward, value, cont, c.discount, c.lam)  # [N, H]
             # a state's weight: the discounted chance that the episode is still running there
-            weight = torch.cumprod(torch.cat([cont[:, :1], c.discount * cont[:, 1:]], 1), 1)
+            weight = torch.cumprod(torch.cat([cont[:, :1], c.discount * cont[:, 1:]], 1), 1)[:, :-1]
             scale = self.retnorm.scale()
             advantage = (returns - value[:, :-1]) / scale
             if c.center_advantages:
-                advantage = advantage - (weight[:, :-1] * advantage).sum() / weight[:, :-1].sum()
+                advantage = advantage - (weight * advantage).sum() / weight.sum()
         dist = self.policy(feat[:, :-1])
         entropy = dist.entropy()
-        actor_loss = -(weight[:, :-1] * (dist.log_prob(action[:, :-1]) * advantage + c.entropy * entropy)).mean()
+        actor_loss = -(weight * (dist.log_prob(action[:, :-1]) * advantage + c.entropy * entropy)).mean()
         critic = TwoHot(critic_logits[:, :-1], self.bins)
         slow = self.value(feat[:, :-1], slow=True)
-        critic_loss = (weight[:, :-1] * -(critic.log_prob(returns) + c.slow_reg * critic.log_prob(slow))).mean()
+        critic_loss = (weight * -(critic.log_prob(returns) + c.slow_reg * critic.log_prob(slow))).mean()
         metrics = {
             "actor_loss": actor_loss.detach(), "critic_loss": critic_loss.detach(),
             "entropy": entropy.mean().detach(), "return": returns.mean(), "value": value.mean(),
