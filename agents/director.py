@@ -3,7 +3,12 @@
 Following Hafner et al. 2022 ("Deep Hierarchical Planning from Pixels"), everything learns inside
 the world model:
 
-- the goal autoencoder (agents/goals.py) compresses replayed deterministic states into codes of
+- goals live in the space of *centred* deterministic states: the world model's deter minus its
+  running mean over replayed states. Raw deter states share a large common part (in the key-door
+  task two states in the same cell had a max-cosine of 0.63, in different cells 0.50), which
+  drowns the part that tells states apart; centred, the same pairs scored 0.23 and 0.00, a reward
+  the worker can steer by;
+- the goal autoencoder (agents/goals.py) compresses replayed centred states into codes of
   8 categoricals with 8 classes;
 - the manager is an ``ActorCritic`` over that code space: every ``every`` steps it picks a code,
   which the autoencoder decodes into a goal state. Its reward, summed over each K-step chunk, is
@@ -12,7 +17,7 @@ the world model:
   of 1 whatever the size of the states (Director normalises each reward stream separately; one
   critic on the weighted sum needs the bonus on a known scale instead);
 - the worker is an ``ActorCritic`` over env actions reading ``[features, goal]``, rewarded by the
-  max-cosine similarity of its deterministic state to the goal (plus ``worker_task_weight`` x the
+  max-cosine similarity of its centred deterministic state to the goal (plus ``worker_task_weight`` x the
   task reward, off by default). It learns on K-step segments that each hold one goal.
 
 While acting, the goal and the steps left in the option are part of the agent's state, so they
@@ -61,14 +66,24 @@ class DirectorConfig:
     explore_weight: float = 0.1
     """Weight of the exploration bonus in the manager's reward: the goal autoencoder's reconstruction error
     divided by its running mean over imagined states (so the bonus averages 1 whatever the state scale)."""
-    explore_rate: float = 0.01
-    """EMA rate, per update, of the running mean that normalises the exploration bonus."""
+    stat_rate: float = 0.01
+    """EMA rate, per update, of the running statistics: the mean of replayed deter states (the centre of the
+    goal space) and the mean reconstruction error (the scale of the exploration bonus)."""
+    centre_states: bool = True
+    """Centre deter states by their running mean before they become goals or are compared to goals; False
+    uses the raw states, as Director does."""
+    replay_goals: float = 0.0
+    """Share of the imagination starts from which the worker also trains for one K-step segment towards a
+    hindsight goal: the (centred) state its replayed sequence really reached 1 to K steps later, reachable by
+    construction. 0 trains the worker on the manager's goals only, as Director does."""
     worker_task_weight: float = 0.0
     """Weight of the task reward in the worker's reward (Director: 0, the worker only pursues goals)."""
 
     def __post_init__(self) -> None:
         if self.every < 1 or self.horizon < self.every or self.horizon % self.every:
             raise ValueError(f"horizon ({self.horizon}) must be a positive multiple of every ({self.every})")
+        if not 0.0 <= self.replay_goals <= 1.0:
+            raise ValueError(f"replay_goals must be a share from 0 to 1, got {self.replay_goals}")
 
 
 class DirectorAgent(WorldModelAgent):
@@ -88,12 +103,20 @@ class DirectorAgent(WorldModelAgent):
         self.goal_autoencoder = GoalAutoencoder(c.world_model.deter, c.goal)
         self.manager = ActorCritic(rssm.feat_dim, self.code_spec, c.manager)
         self.worker = ActorCritic(rssm.feat_dim + c.world_model.deter, spec, c.worker)
-        # running mean of the reconstruction error; 0 until the first update sets it
+        # running means of the reconstruction error and of replayed deter states; 0 until the first update
         self.register_buffer("explore_scale", torch.zeros(()))
-        #: called with [explore_scale] after each update, to average it in place (data-parallel learners)
+        self.register_buffer("state_mean", torch.zeros(c.world_model.deter))
+        #: called with [explore_scale, state_mean] after each update, to average them in place (data-parallel
+        #: learners)
         self.stat_sync: Callable[[list[torch.Tensor]], None] | None = None
 
     explore_scale: torch.Tensor
+    state_mean: torch.Tensor
+
+    def goal_state(self, deter: torch.Tensor) -> torch.Tensor:
+        """Deter states [..., D] in the goal space: centred by their running mean (unless ``centre_states``
+        is off)."""
+        return deter - self.state_mean if self.config.centre_states else deter
 
     # --- acting -------------------------------------------------------------------------------
     def initial_state(self, batch_size: int) -> State:
@@ -145,35 +168,62 @@ class DirectorAgent(WorldModelAgent):
         self.goal_autoencoder.grad_sync = grad_sync
         self.stat_sync = stat_sync
 
+    def start_context(self, post: State, batch: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """``future_deter`` [B * T, D]: for each replayed step, the deter state 1 to K steps (uniformly) later
+        in the same sequence and episode (the last step before an episode boundary or the sequence's end)."""
+        deter = post["deter"].detach()
+        b, steps = deter.shape[:2]
+        first = batch["is_first"].bool()
+        # index of the first step of the next episode after each step (steps if none in the sequence)
+        upcoming = torch.full((b,), steps, dtype=torch.long, device=deter.device)
+        following = []
+        for t in reversed(range(steps)):
+            following.append(upcoming)
+            upcoming = torch.where(first[:, t], t, upcoming)
+        limit = torch.stack(following[::-1], 1) - 1
+        offset = torch.randint(1, self.config.every + 1, (b, steps), device=deter.device)
+        target = torch.minimum(torch.arange(steps, device=deter.device) + offset, limit)
+        future = deter.gather(1, target.unsqueeze(-1).expand_as(deter))
+        return {"future_deter": future.flatten(0, 1)}
+
     @torch.no_grad()
-    def imagine(self, start: State) -> dict[str, torch.Tensor]:
+    def imagine(self, start: State, goal: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         """Imagined trajectories [N, H + 1, ...]: the manager picks a code at steps 0, K, 2K, ... (also at
-        H, for the manager's bootstrap), the worker acts towards the decoded goal at every step."""
+        H, for the manager's bootstrap), the worker acts towards the decoded goal at every step. Given goals
+        [N, D] instead, the worker pursues them for one K-step segment (codes are then zero)."""
         rssm, c = self.world_model.rssm, self.config
         state = {k: start[k] for k in ("deter", "stoch", "logits")}
         steps: list[dict[str, torch.Tensor]] = []
-        for t in range(c.horizon + 1):
+        fixed = goal is not None
+        held = goal if goal is not None else start["deter"]  # the goal the worker pursues; set at step 0
+        code = torch.zeros(len(held), self.code_spec.dim, device=held.device)
+        horizon = c.every if fixed else c.horizon
+        for t in range(horizon + 1):
             feat = rssm.feat(state)
-            if t % c.every == 0:
-                code, goal = self.choose_goal(feat, explore=True)
-            action = self.worker.policy(torch.cat([feat, goal], -1)).sample()
-            steps.append({"feat": feat, "deter": state["deter"], "code": code, "goal": goal, "action": action})
-            if t < c.horizon:
+            if not fixed and t % c.every == 0:
+                code, held = self.choose_goal(feat, explore=True)
+            action = self.worker.policy(torch.cat([feat, held], -1)).sample()
+            steps.append({"feat": feat, "goal_state": self.goal_state(state["deter"]), "code": code, "goal": held,
+                          "action": action})
+            if t < horizon:
                 state = rssm.img_step(state, action)
         trajectory = {k: torch.stack([s[k] for s in steps], 1) for k in steps[0]}
         trajectory["reward"] = self.world_model.reward(trajectory["feat"])
         trajectory["cont"] = self.world_model.cont(trajectory["feat"])
-        trajectory["explore_error"] = self.goal_autoencoder.reconstruction_error(trajectory["deter"])
+        trajectory["explore_error"] = self.goal_autoencoder.reconstruction_error(trajectory["goal_state"])
         return trajectory
 
     @torch.no_grad()
-    def update_explore_scale(self, error: torch.Tensor) -> None:
-        """Move the running mean of the reconstruction error towards this batch's mean (the first sets it)."""
-        mean = error.mean()
-        rate = self.config.explore_rate if self.explore_scale > 0 else 1.0
-        self.explore_scale.lerp_(mean, rate)
+    def update_stats(self, deter: torch.Tensor | None = None, error: torch.Tensor | None = None) -> None:
+        """Move the running means towards this batch's replayed deter states [..., D] and reconstruction
+        errors [...] (the first batch sets them), then average them over data-parallel learners."""
+        for stat, batch in ((self.state_mean, deter), (self.explore_scale, error)):
+            if batch is None:
+                continue
+            mean = batch.reshape(-1, *stat.shape).mean(0)
+            stat.lerp_(mean, self.config.stat_rate if bool(stat.any()) else 1.0)
         if self.stat_sync is not None:
-            self.stat_sync([self.explore_scale])
+            self.stat_sync([self.explore_scale, self.state_mean])
 
     def manager_trajectory(self, trajectory: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """The manager's view [N, H / K + 1, ...]: states at chunk starts, its codes, and per chunk the summed
@@ -193,8 +243,8 @@ class DirectorAgent(WorldModelAgent):
     def worker_trajectory(self, trajectory: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """The worker's view: the trajectory cut into K-step segments [N * H / K, K + 1, ...] that each hold
         one goal; the reward is the max-cosine of each state to that goal (plus any task reward)."""
-        c = self.config
-        k, chunks = c.every, c.horizon // c.every
+        k = self.config.every
+        chunks = (trajectory["feat"].shape[1] - 1) // k
         alive = torch.cumprod(trajectory["cont"], 1)  # chance the episode still runs at each step
         segments = []
         for j in range(chunks):
@@ -205,27 +255,38 @@ class DirectorAgent(WorldModelAgent):
             segments.append({
                 "feat": torch.cat([part["feat"], goal], -1),
                 "action": part["action"],
-                "reward": max_cosine(goal, part["deter"]) + c.worker_task_weight * part["reward"],
+                "reward": max_cosine(goal, part["goal_state"]) + self.config.worker_task_weight * part["reward"],
                 "cont": cont,
             })
         return {key: torch.cat([s[key] for s in segments], 0) for key in segments[0]}
 
     def learn_in_imagination(self, start: State, terminal: torch.Tensor, post: State) -> dict[str, torch.Tensor]:
-        metrics = {f"goal_autoencoder/{k}": v
-                   for k, v in self.goal_autoencoder.update(post["deter"].detach().flatten(0, 1)).items()}
+        deter = post["deter"].detach().flatten(0, 1)
+        self.update_stats(deter=deter)
+        metrics = {f"goal_autoencoder/{k}": v for k, v in self.goal_autoencoder.update(self.goal_state(deter)).items()}
         trajectory = self.imagine(start)
-        self.update_explore_scale(trajectory["explore_error"])
+        self.update_stats(error=trajectory["explore_error"])
         trajectory["explore"] = trajectory["explore_error"] / self.explore_scale.clamp(min=1e-8)
         # the start states are real: their continuation is known, not predicted
         trajectory["cont"][:, 0] = 1.0 - terminal
         manager = self.manager.update(**self.manager_trajectory(trajectory))
-        worker = self.worker.update(**self.worker_trajectory(trajectory))
+        segments = self.worker_trajectory(trajectory)
+        replayed = round(self.config.replay_goals * len(terminal))
+        if replayed:
+            pick = torch.randperm(len(terminal), device=terminal.device)[:replayed]
+            goal = self.goal_state(start["future_deter"][pick])
+            hindsight = self.imagine({k: v[pick] for k, v in start.items()}, goal)
+            hindsight["cont"][:, 0] = 1.0 - terminal[pick]
+            extra = self.worker_trajectory(hindsight)
+            segments = {key: torch.cat([v, extra[key]], 0) for key, v in segments.items()}
+            metrics["worker/replay_goal_reward"] = extra["reward"][:, 1:].mean()
+        worker = self.worker.update(**segments)
         metrics.update({f"manager/{k}": v for k, v in manager.items()})
         metrics.update({f"worker/{k}": v for k, v in worker.items()})
         metrics["manager/explore_reward"] = trajectory["explore"].mean()
         metrics["manager/explore_scale"] = self.explore_scale.clone()
         metrics["manager/task_reward"] = trajectory["reward"].mean()
-        metrics["worker/goal_reward"] = max_cosine(trajectory["goal"], trajectory["deter"]).mean()
+        metrics["worker/goal_reward"] = max_cosine(trajectory["goal"], trajectory["goal_state"]).mean()
         return metrics
 
     # --- inspection ---------------------------------------------------------------------------
@@ -245,6 +306,7 @@ class DirectorAgent(WorldModelAgent):
         held = torch.arange(steps, device=post["deter"].device) // self.config.every * self.config.every
         code = self.manager.policy(rssm.feat(post)[:, held]).mode()
         goal = self.decode_goal(code)
-        out.update({f"goals/{k}": v for k, v in self.world_model.decode(rssm.prior_feat(goal)).items()})
-        out["goals/similarity"] = max_cosine(goal, post["deter"])
+        deter = goal + self.state_mean if self.config.centre_states else goal
+        out.update({f"goals/{k}": v for k, v in self.world_model.decode(rssm.prior_feat(deter)).items()})
+        out["goals/similarity"] = max_cosine(goal, self.goal_state(post["deter"]))
         return out

@@ -72,6 +72,7 @@ class WorldModelAgent(nn.Module):
         """One world-model update, then the learners' updates on trajectories imagined from its posteriors."""
         metrics, post = self.world_model.update_and_states(batch)
         start = {k: post[k].detach().flatten(0, 1) for k in LATENT_KEYS}
+        start.update(self.start_context(post, batch))
         terminal = batch["is_terminal"].float().flatten()
         starts = self.imagination_starts
         if 0 < starts < len(terminal):  # fewer starts: cheaper updates on small machines
@@ -82,6 +83,11 @@ class WorldModelAgent(nn.Module):
         values = torch.stack([v.detach().float().reshape(()) for v in learned.values()]).tolist()
         metrics.update(zip(learned, values, strict=True))
         return metrics
+
+    def start_context(self, post: State, batch: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Extra per-start tensors [B * T, ...] from the replayed posteriors [B, T, ...] and their batch; they
+        are picked along with the imagination starts. None by default."""
+        return {}
 
     def learn_in_imagination(self, start: State, terminal: torch.Tensor, post: State) -> dict[str, torch.Tensor]:
         """Update the learners from imagination ``start`` states [N, ...] (``terminal`` [N] marks real
@@ -158,6 +164,11 @@ class DreamerAgent(WorldModelAgent):
             feat = rssm.feat(trajectory)
             return {"feat": feat, "action": trajectory["action"], "reward": self.world_model.reward(feat),
                     "cont": self.world_model.cont(feat)}
+
+    def start_context(self, post: State, batch: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Extra per-start tensors [B * T, ...] from the replayed posteriors [B, T, ...] and their batch; they
+        are picked along with the imagination starts. None by default."""
+        return {}
 
     def learn_in_imagination(self, start: State, terminal: torch.Tensor, post: State) -> dict[str, torch.Tensor]:
         trajectory = self.imagine(start)

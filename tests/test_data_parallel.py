@@ -12,7 +12,7 @@ def _checksums(learner):
     sums = [float(sum(p.double().sum() for p in params)) for _, params in agent.optimizers().values()]
     stats = [float(v) for ac in agent.actor_critics().values() for v in (ac.retnorm.low, ac.retnorm.high)]
     if hasattr(agent, "explore_scale"):
-        stats.append(float(agent.explore_scale))
+        stats += [float(agent.explore_scale), float(agent.state_mean.sum())]
     return {"params": sums, "stats": stats}
 
 

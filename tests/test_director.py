@@ -92,7 +92,7 @@ def test_worker_trajectory_rewards_closeness_to_the_segment_goal():
     agent = director(every=2, horizon=4)
     deter = torch.tensor([[[1.0, 0.0], [0.0, 1.0], [1.0, 0.0], [2.0, 0.0], [0.0, 2.0]]])
     goal = torch.tensor([[[0.0, 1.0]] * 2 + [[2.0, 0.0]] * 3])  # chosen at steps 0 and 2
-    traj = {"feat": deter, "deter": deter, "goal": goal, "action": torch.zeros(1, 5, 3),
+    traj = {"feat": deter, "goal_state": deter, "goal": goal, "action": torch.zeros(1, 5, 3),
             "reward": torch.ones(1, 5), "cont": torch.tensor([[1.0, 1.0, 0.5, 1.0, 1.0]])}
     view = agent.worker_trajectory(traj)
     assert view["feat"].shape == (2, 3, 4)  # two segments of K + 1 states, features then goal
@@ -158,13 +158,55 @@ def test_write_report_tiles_true_predicted_and_goal_frames(tmp_path):
     assert np.array_equal(frames[2][32:, :16], saved["goals/image"][0, 2])
 
 
+def test_goal_space_is_deter_centred_by_its_running_mean():
+    agent = director(stat_rate=0.5)
+    batch = make_batch(SPEC, 2, 6)
+    agent.update(batch)
+    first = agent.state_mean.clone()
+    assert first.abs().sum() > 0  # the first update sets the mean to its batch's replayed states
+    deter = torch.randn(5, first.shape[0])
+    assert torch.allclose(agent.goal_state(deter), deter - first)
+    # a goal and a state that share only the common part score high raw and near zero centred
+    near = first + 0.02 * torch.randn(2, first.shape[0], generator=torch.Generator().manual_seed(0))
+    assert max_cosine(near[0], near[1]) > 0.9 and abs(max_cosine(*agent.goal_state(near))) < 0.5
+    agent.update_stats(deter=first + 2.0)
+    assert torch.allclose(agent.state_mean, first + 1.0)  # halfway to the new batch's mean
+    assert "state_mean" in agent.state_dict()  # checkpointed with the weights
+    raw = director(centre_states=False)
+    assert torch.equal(raw.goal_state(deter), deter)
+
+
 def test_exploration_bonus_is_the_reconstruction_error_over_its_running_mean():
-    agent = director(explore_rate=0.5)
+    agent = director(stat_rate=0.5)
     assert float(agent.explore_scale) == 0.0
     agent.update(make_batch(SPEC, 2, 6))
     first = float(agent.explore_scale)
     assert first > 0  # the first update sets the scale to its batch's mean error
     error = torch.tensor([2.0 * first, 4.0 * first])
-    agent.update_explore_scale(error)
+    agent.update_stats(error=error)
     assert float(agent.explore_scale) == pytest.approx(0.5 * first + 0.5 * 3.0 * first)
     assert "explore_scale" in agent.state_dict()  # checkpointed with the weights
+
+
+def test_hindsight_goals_are_states_reached_1_to_k_steps_later_in_the_same_episode():
+    agent = director(every=3, horizon=6)
+    steps = 10
+    deter = torch.arange(steps, dtype=torch.float).view(1, steps, 1).expand(64, steps, 2)  # deter = step index
+    first = torch.zeros(64, steps, dtype=torch.bool)
+    first[:, 6] = True  # a new episode starts at step 6
+    future = agent.start_context({"deter": deter}, {"is_first": first})["future_deter"][:, 0].view(64, steps)
+    t = torch.arange(steps, dtype=torch.float)
+    ahead = future - t
+    before = t < 5  # steps whose 1..3 next steps are all in their episode
+    assert ahead[:, before].min() == 1 and ahead[:, before].max() == 3  # every offset from 1 to K is drawn
+    assert (future[:, :6] <= 5).all() and (future[:, 5] == 5).all()  # never past the episode's last step
+    assert (future[:, 6:] >= 6).all() and (future[:, 9] == 9).all()  # nor past the sequence's end
+
+
+def test_replay_goals_add_worker_segments_towards_hindsight_goals():
+    with pytest.raises(ValueError, match="replay_goals must be a share from 0 to 1"):
+        DirectorConfig(replay_goals=1.5)
+    agent = director(replay_goals=0.5)
+    metrics = agent.update(make_batch(SPEC, 2, 6))
+    assert -1.0 <= metrics["worker/replay_goal_reward"] <= 1.0
+    assert "worker/replay_goal_reward" not in director().update(make_batch(SPEC, 2, 6))
