@@ -4,10 +4,9 @@ Following Hafner et al. 2022 ("Deep Hierarchical Planning from Pixels"), everyth
 the world model:
 
 - goals live in the space of *centred* deterministic states: the world model's deter minus its
-  running mean over replayed states. Raw deter states share a large common part (in the key-door
-  task two states in the same cell had a max-cosine of 0.63, in different cells 0.50), which
-  drowns the part that tells states apart; centred, the same pairs scored 0.23 and 0.00, a reward
-  the worker can steer by;
+  running mean over replayed states. Raw deter states share a large common part (at one key-door
+  checkpoint, states in the same cell had a max-cosine of 0.86, states elsewhere 0.39), which
+  blurs the part that tells states apart; centred, the same pairs scored 0.82 and 0.15;
 - the goal autoencoder (agents/goals.py) compresses replayed centred states into codes of
   8 categoricals with 8 classes;
 - the manager is an ``ActorCritic`` over that code space: every ``every`` steps it picks a code,
@@ -18,7 +17,9 @@ the world model:
   critic on the weighted sum needs the bonus on a known scale instead);
 - the worker is an ``ActorCritic`` over env actions reading ``[features, goal]``, rewarded by the
   max-cosine similarity of its centred deterministic state to the goal (plus ``worker_task_weight`` x the
-  task reward, off by default). It learns on K-step segments that each hold one goal.
+  task reward, off by default). It learns on K-step segments that each hold one goal; with
+  ``replay_goals``, more segments pursue hindsight goals: states that replayed sequences really
+  reached 1 to K steps after their start.
 
 While acting, the goal and the steps left in the option are part of the agent's state, so they
 travel through RLlib's state in and out like the world model's latent.
