@@ -43,7 +43,7 @@ from world_models.rssm import State
 
 @dataclass(frozen=True)
 class DirectorConfig:
-    """The hierarchical agent's hyperparameters; defaults follow Director."""
+    """The hierarchical agent's hyperparameters; defaults follow Director, but for ``centre_states``."""
 
     world_model: WorldModelConfig = field(default_factory=WorldModelConfig)
     """The world model."""
@@ -75,8 +75,9 @@ class DirectorConfig:
     uses the raw states, as Director does."""
     replay_goals: float = 0.0
     """Share of the imagination starts from which the worker also trains for one K-step segment towards a
-    hindsight goal: the (centred) state its replayed sequence really reached 1 to K steps later, reachable by
-    construction. 0 trains the worker on the manager's goals only, as Director does."""
+    hindsight goal: the (centred) state its replayed sequence really reached 1 to K steps later (fewer at the
+    end of an episode or sequence), reachable by construction. 0 trains the worker on the manager's goals
+    only, as Director does."""
     worker_task_weight: float = 0.0
     """Weight of the task reward in the worker's reward (Director: 0, the worker only pursues goals)."""
 
@@ -113,6 +114,14 @@ class DirectorAgent(WorldModelAgent):
 
     explore_scale: torch.Tensor
     state_mean: torch.Tensor
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):  # type: ignore[no-untyped-def]
+        # RLlib restores modules with strict=False: a checkpoint from before the centred goal space would load
+        # with a zero mean and its goals would silently change meaning
+        if self.config.centre_states and prefix + "state_mean" not in state_dict:
+            raise ValueError("the checkpoint has no Director state_mean: it was written before goals were centred "
+                             "states; resume it with agent.hierarchy.centre_states=false or start a new run")
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def goal_state(self, deter: torch.Tensor) -> torch.Tensor:
         """Deter states [..., D] in the goal space: centred by their running mean (unless ``centre_states``
@@ -171,7 +180,10 @@ class DirectorAgent(WorldModelAgent):
 
     def start_context(self, post: State, batch: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """``future_deter`` [B * T, D]: for each replayed step, the deter state 1 to K steps (uniformly) later
-        in the same sequence and episode (the last step before an episode boundary or the sequence's end)."""
+        in the same sequence and episode, cut short at the episode's or the sequence's last step (so a last
+        step's hindsight goal is itself: already reached). Nothing when ``replay_goals`` is 0."""
+        if not self.config.replay_goals:
+            return {}
         deter = post["deter"].detach()
         b, steps = deter.shape[:2]
         first = batch["is_first"].bool()
@@ -217,14 +229,13 @@ class DirectorAgent(WorldModelAgent):
     @torch.no_grad()
     def update_stats(self, deter: torch.Tensor | None = None, error: torch.Tensor | None = None) -> None:
         """Move the running means towards this batch's replayed deter states [..., D] and reconstruction
-        errors [...] (the first batch sets them), then average them over data-parallel learners."""
+        errors [...]; the first batch sets them. (``learn_in_imagination`` then averages them over
+        data-parallel learners.)"""
         for stat, batch in ((self.state_mean, deter), (self.explore_scale, error)):
             if batch is None:
                 continue
             mean = batch.reshape(-1, *stat.shape).mean(0)
             stat.lerp_(mean, self.config.stat_rate if bool(stat.any()) else 1.0)
-        if self.stat_sync is not None:
-            self.stat_sync([self.explore_scale, self.state_mean])
 
     def manager_trajectory(self, trajectory: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """The manager's view [N, H / K + 1, ...]: states at chunk starts, its codes, and per chunk the summed
@@ -282,6 +293,8 @@ class DirectorAgent(WorldModelAgent):
             segments = {key: torch.cat([v, extra[key]], 0) for key, v in segments.items()}
             metrics["worker/replay_goal_reward"] = extra["reward"][:, 1:].mean()
         worker = self.worker.update(**segments)
+        if self.stat_sync is not None:
+            self.stat_sync([self.explore_scale, self.state_mean])
         metrics.update({f"manager/{k}": v for k, v in manager.items()})
         metrics.update({f"worker/{k}": v for k, v in worker.items()})
         metrics["manager/explore_reward"] = trajectory["explore"].mean()

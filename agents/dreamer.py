@@ -165,11 +165,6 @@ class DreamerAgent(WorldModelAgent):
             return {"feat": feat, "action": trajectory["action"], "reward": self.world_model.reward(feat),
                     "cont": self.world_model.cont(feat)}
 
-    def start_context(self, post: State, batch: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """Extra per-start tensors [B * T, ...] from the replayed posteriors [B, T, ...] and their batch; they
-        are picked along with the imagination starts. None by default."""
-        return {}
-
     def learn_in_imagination(self, start: State, terminal: torch.Tensor, post: State) -> dict[str, torch.Tensor]:
         trajectory = self.imagine(start)
         # the start states are real: their continuation is known, not predicted

@@ -140,6 +140,13 @@ def test_report_decodes_goals_into_observations():
     assert report["goals/similarity"].shape == (2, 6)
     assert torch.equal(report["goals/image"][:, 0], report["goals/image"][:, 1])  # one goal per K = 2 steps
     assert "openloop/image_pred" in report
+    # goals are centred states: the report adds the running mean back before decoding them
+    agent.state_mean.fill_(0.5)
+    report = agent.report(batch)
+    post, _ = agent.world_model.observe(batch, sample=False)
+    goal = agent.decode_goal(agent.manager.policy(agent.world_model.rssm.feat(post)[:, :1]).mode())
+    vector = agent.world_model.decode(agent.world_model.rssm.prior_feat(goal + 0.5))["vector"]
+    assert torch.allclose(report["goals/vector"][:, :1], vector)
 
 
 def test_write_report_tiles_true_predicted_and_goal_frames(tmp_path):
@@ -160,10 +167,10 @@ def test_write_report_tiles_true_predicted_and_goal_frames(tmp_path):
 
 def test_goal_space_is_deter_centred_by_its_running_mean():
     agent = director(stat_rate=0.5)
-    batch = make_batch(SPEC, 2, 6)
-    agent.update(batch)
+    replayed = torch.randn(2, 6, agent.config.world_model.deter)
+    agent.update_stats(deter=replayed)
     first = agent.state_mean.clone()
-    assert first.abs().sum() > 0  # the first update sets the mean to its batch's replayed states
+    assert torch.allclose(first, replayed.mean((0, 1)))  # the first batch sets the mean
     deter = torch.randn(5, first.shape[0])
     assert torch.allclose(agent.goal_state(deter), deter - first)
     # a goal and a state that share only the common part score high raw and near zero centred
@@ -189,7 +196,7 @@ def test_exploration_bonus_is_the_reconstruction_error_over_its_running_mean():
 
 
 def test_hindsight_goals_are_states_reached_1_to_k_steps_later_in_the_same_episode():
-    agent = director(every=3, horizon=6)
+    agent = director(every=3, horizon=6, replay_goals=0.5)
     steps = 10
     deter = torch.arange(steps, dtype=torch.float).view(1, steps, 1).expand(64, steps, 2)  # deter = step index
     first = torch.zeros(64, steps, dtype=torch.bool)
@@ -197,7 +204,7 @@ def test_hindsight_goals_are_states_reached_1_to_k_steps_later_in_the_same_episo
     future = agent.start_context({"deter": deter}, {"is_first": first})["future_deter"][:, 0].view(64, steps)
     t = torch.arange(steps, dtype=torch.float)
     ahead = future - t
-    before = t < 5  # steps whose 1..3 next steps are all in their episode
+    before = t < 5  # steps before their episode's last: t < 3 reach 3 steps ahead, t = 3, 4 fewer
     assert ahead[:, before].min() == 1 and ahead[:, before].max() == 3  # every offset from 1 to K is drawn
     assert (future[:, :6] <= 5).all() and (future[:, 5] == 5).all()  # never past the episode's last step
     assert (future[:, 6:] >= 6).all() and (future[:, 9] == 9).all()  # nor past the sequence's end
@@ -206,7 +213,45 @@ def test_hindsight_goals_are_states_reached_1_to_k_steps_later_in_the_same_episo
 def test_replay_goals_add_worker_segments_towards_hindsight_goals():
     with pytest.raises(ValueError, match="replay_goals must be a share from 0 to 1"):
         DirectorConfig(replay_goals=1.5)
-    agent = director(replay_goals=0.5)
+    agent = director(every=4, horizon=8, replay_goals=0.5)
+    seen = {}
+    context, update = agent.start_context, agent.worker.update
+
+    def keep_context(post, batch):
+        seen.update(context(post, batch))
+        return seen
+
+    def keep_segments(**segments):
+        seen["segments"] = segments
+        return update(**segments)
+
+    agent.start_context, agent.worker.update = keep_context, keep_segments
     metrics = agent.update(make_batch(SPEC, 2, 6))
-    assert -1.0 <= metrics["worker/replay_goal_reward"] <= 1.0
-    assert "worker/replay_goal_reward" not in director().update(make_batch(SPEC, 2, 6))
+    segments = seen["segments"]
+    # 12 starts x 2 segments towards the manager's goals, then round(0.5 x 12) = 6 towards hindsight goals
+    assert segments["feat"].shape[:2] == (24 + 6, 5)
+    goals = segments["feat"][24:, 0, -agent.config.world_model.deter:]
+    targets = agent.goal_state(seen["future_deter"])  # each hindsight goal is one start's future state
+    assert all(torch.isclose(targets, g).all(-1).any() for g in goals)
+    assert metrics["worker/replay_goal_reward"] == pytest.approx(float(segments["reward"][24:, 1:].mean()))
+    plain = director()
+    assert "future_deter" not in plain.start_context({"deter": torch.zeros(1, 3, 2)}, {})  # no work when off
+    assert "worker/replay_goal_reward" not in plain.update(make_batch(SPEC, 2, 6))
+
+
+def test_imagining_towards_given_goals_holds_them_for_one_segment():
+    agent = director(every=4, horizon=8)
+    start = {k: v.flatten(0, 1) for k, v in agent.world_model.observe(make_batch(SPEC, 2, 3))[0].items()}
+    goal = torch.randn(6, agent.config.world_model.deter)
+    traj = agent.imagine(start, goal)
+    assert traj["feat"].shape[:2] == (6, 5) and (traj["code"] == 0).all()
+    assert torch.equal(traj["goal"], goal.unsqueeze(1).expand(6, 5, -1))
+    assert agent.worker_trajectory(traj)["feat"].shape[:2] == (6, 5)  # one segment per start
+
+
+def test_checkpoints_without_the_goal_space_mean_are_refused():
+    agent = director()
+    old = {k: v for k, v in agent.state_dict().items() if k != "state_mean"}
+    with pytest.raises(ValueError, match="written before goals were centred states"):
+        director().load_state_dict(old, strict=False)
+    director(centre_states=False).load_state_dict(old, strict=False)  # raw goals need no mean

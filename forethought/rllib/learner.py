@@ -12,14 +12,17 @@ BATCH_KEYS = ("action", "reward", "is_first", "is_terminal")
 
 
 def average_tensors(tensors: list[torch.Tensor]) -> None:
-    """All-reduce tensors in place to their mean over the learners (the return scale's statistics)."""
+    """All-reduce tensors of any shape in place to their mean over the learners (running statistics), in one
+    flat buffer."""
     import torch.distributed as dist
 
-    flat = torch.stack([t.reshape(()) for t in tensors])
+    flat = torch.cat([t.reshape(-1) for t in tensors])
     dist.all_reduce(flat)
     flat /= dist.get_world_size()
-    for t, v in zip(tensors, flat, strict=True):
-        t.copy_(v)
+    offset = 0
+    for t in tensors:
+        t.copy_(flat[offset : offset + t.numel()].view_as(t))
+        offset += t.numel()
 
 
 def average_gradients(params: list[torch.nn.Parameter]) -> None:
