@@ -62,6 +62,26 @@ def run_forethought(task: str, agent: str, seed: int, steps: int, run_dir: Path)
             "command": " ".join(command[1:])}
 
 
+def ppo_observation(env: Any) -> Any:
+    """The env with one observation array for RLlib's default model: the image (as floats in [0, 1], which its
+    CNN needs) if there is one, else the vector."""
+    import gymnasium as gym
+
+    class Single(gym.ObservationWrapper):
+        def __init__(self, env: gym.Env):
+            super().__init__(env)
+            self.key = "image" if "image" in env.observation_space.spaces else "vector"
+            space = env.observation_space[self.key]
+            self.observation_space = (gym.spaces.Box(0.0, 1.0, space.shape, np.float32) if self.key == "image"
+                                      else space)
+
+        def observation(self, observation: dict[str, np.ndarray]) -> np.ndarray:
+            value = observation[self.key]
+            return value.astype(np.float32) / 255.0 if self.key == "image" else value
+
+    return Single(env)
+
+
 def run_ppo(task: str, seed: int, steps: int, run_dir: Path) -> dict[str, Any]:
     """Train RLlib's PPO (new API stack, default model and hyperparameters) on the same env."""
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
@@ -77,21 +97,10 @@ def run_ppo(task: str, seed: int, steps: int, run_dir: Path) -> dict[str, Any]:
     config = load_config([TASKS[task][0]], [f"run.dir={run_dir}", f"run.seed={seed}"])
     kwargs = env_kwargs(config)
 
-    class Flat(gym.ObservationWrapper):
-        """One observation array for RLlib's default model: the image if there is one, else the vector."""
-
-        def __init__(self, env: gym.Env):
-            super().__init__(env)
-            self.key = "image" if "image" in env.observation_space.spaces else "vector"
-            self.observation_space = env.observation_space[self.key]
-
-        def observation(self, observation: dict[str, np.ndarray]) -> np.ndarray:
-            return observation[self.key]
-
     def create(env_config: dict[str, Any]) -> gym.Env:
         options = dict(kwargs)
         env = envs.make(options.pop("env_id"), **options)
-        return Flat(SeededReset(env, seed + 100_003 * getattr(env_config, "worker_index", 0), override=True))
+        return ppo_observation(SeededReset(env, seed + 100_003 * getattr(env_config, "worker_index", 0), override=True))
 
     ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False,
              object_store_memory=256 * 2**20)
@@ -102,6 +111,9 @@ def run_ppo(task: str, seed: int, steps: int, run_dir: Path) -> dict[str, Any]:
     try:
         while step < steps:
             result = algo.train()
+            if "num_env_steps_sampled_lifetime" not in result.get("env_runners", {}):
+                raise RuntimeError(f"PPO on {task} sampled no env steps: its env runner failed (Ray's worker logs, "
+                                   "/tmp/ray/session_latest/logs, say why)")
             step = int(result["env_runners"]["num_env_steps_sampled_lifetime"])
             mean = result["env_runners"].get("episode_return_mean")
             if mean is not None and np.isfinite(mean):

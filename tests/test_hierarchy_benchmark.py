@@ -29,3 +29,15 @@ def test_table_and_figure_summarise_seeds(tmp_path):
     (tmp_path / "runs").mkdir()
     (tmp_path / "runs" / "a.json").write_text(__import__("json").dumps(runs[0]))
     assert load_runs(tmp_path / "runs") == [runs[0]]
+
+
+def test_ppo_sees_images_as_floats_in_0_1_and_vectors_as_they_are():
+    from benchmarks.hierarchy_vs_flat import ppo_observation
+    from envs import make
+
+    env = ppo_observation(make("forethought/KeyDoor-v0", seed=0))
+    obs, _ = env.reset(seed=0)
+    assert env.observation_space.dtype == np.float32 and obs.dtype == np.float32 and env.observation_space.contains(obs)
+    assert obs.shape == (64, 64, 3) and 0.0 <= obs.min() and obs.max() <= 1.0 and obs.max() > 0.5
+    vector = ppo_observation(make("forethought/KeyDoorVector-v0", seed=0))
+    assert vector.observation_space.contains(vector.reset(seed=0)[0])
