@@ -35,7 +35,7 @@ from torch import nn
 
 from agents.actions import ActionSpec
 from agents.actor_critic import ActorCritic, ActorCriticConfig
-from agents.dreamer import WorldModelAgent
+from agents.dreamer import LATENT_KEYS, WorldModelAgent
 from agents.goals import GoalAutoencoder, GoalConfig, chunk_sums, max_cosine
 from world_models.config import WorldModelConfig
 from world_models.rssm import State
@@ -205,7 +205,7 @@ class DirectorAgent(WorldModelAgent):
         H, for the manager's bootstrap), the worker acts towards the decoded goal at every step. Given goals
         [N, D] instead, the worker pursues them for one K-step segment (codes are then zero)."""
         rssm, c = self.world_model.rssm, self.config
-        state = {k: start[k] for k in ("deter", "stoch", "logits")}
+        state = {k: start[k] for k in LATENT_KEYS}
         steps: list[dict[str, torch.Tensor]] = []
         fixed = goal is not None
         held = goal if goal is not None else start["deter"]  # the goal the worker pursues; set at step 0

@@ -65,10 +65,14 @@ class GoalAutoencoder(nn.Module):
         """Goal states [..., D] from one-hot codes [..., G, C]."""
         return self.decoder(code.flatten(-2))
 
+    def reconstruct(self, state: torch.Tensor) -> torch.Tensor:
+        """States [..., D] encoded into their most likely codes and decoded back: the goals they stand for."""
+        return self.decode(self.encode(state).mode())
+
     @torch.no_grad()
     def reconstruction_error(self, state: torch.Tensor) -> torch.Tensor:
         """Squared error [...] of encoding (mode) then decoding: the manager's exploration bonus."""
-        return (self.decode(self.encode(state).mode()) - state).square().mean(-1)
+        return (self.reconstruct(state) - state).square().mean(-1)
 
     def loss(self, state: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """Squared error summed over the state plus ``kl_scale`` x max(``kl_free``, KL to the uniform prior),

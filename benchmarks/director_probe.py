@@ -106,6 +106,7 @@ def _mean(x: torch.Tensor) -> float:
 def probe(agent: Any, env: Any, episodes: int = 6, steps: int = 60, seed: int = 0) -> dict[str, float]:
     """The measures in the module docstring, on ``episodes`` random-action episodes of up to ``steps`` steps."""
     from agents.actions import PolicyDist
+    from agents.dreamer import LATENT_KEYS
     from agents.goals import max_cosine
 
     torch.manual_seed(seed)
@@ -116,18 +117,18 @@ def probe(agent: Any, env: Any, episodes: int = 6, steps: int = 60, seed: int = 
     n = len(states)
     out: dict[str, float] = {"states": float(n)}
     if data["cells"][0] is not None:
-        same = torch.tensor([[a == b for b in data["cells"]] for a in data["cells"]]) & ~torch.eye(n, dtype=torch.bool)
+        pairs = ~torch.eye(n, dtype=torch.bool)
+        same = torch.tensor([[a == b for b in data["cells"]] for a in data["cells"]]) & pairs
         for name, x in (("", states), ("raw_", raw)):
             sim = max_cosine(x[:, None], x[None])
             out[f"{name}same_cell"] = _mean(sim[same])
-            out[f"{name}other_cell"] = _mean(sim[~same & ~torch.eye(n, dtype=torch.bool)])
+            out[f"{name}other_cell"] = _mean(sim[~same & pairs])
     index = torch.arange(n)
-    for k in (1, AHEAD):
+    for k in (1, AHEAD):  # ok: the states whose episode goes on for k more steps (AHEAD is last)
         ok = index[:-k][episode[k:] == episode[:-k]]
         out[f"ahead_{k}"] = _mean(max_cosine(states[ok], states[ok + k]))
     autoencoder = agent.goal_autoencoder
-    goals = autoencoder.decode(autoencoder.encode(states).mode())
-    ok = index[:-AHEAD][episode[AHEAD:] == episode[:-AHEAD]]
+    goals = autoencoder.reconstruct(states)
     out["autoencoded_own"] = _mean(max_cosine(goals, states))
     out[f"autoencoded_{AHEAD}_before"] = _mean(max_cosine(goals[ok + AHEAD], states[ok]))
     out["goal_norm_ratio"] = _mean(goals.norm(dim=-1) / states.norm(dim=-1).clamp(min=1e-8))
@@ -135,7 +136,7 @@ def probe(agent: Any, env: Any, episodes: int = 6, steps: int = 60, seed: int = 
     codes = torch.nn.functional.one_hot(torch.randint(g.classes, (256, g.groups)), g.classes).float()
     out["random_code_match"] = _mean(max_cosine(autoencoder.decode(codes)[:, None], states[None]).max(1).values)
     rssm = agent.world_model.rssm
-    start = {k: latent[k][ok] for k in ("deter", "stoch", "logits")}
+    start = {k: latent[k][ok] for k in LATENT_KEYS}
     target = goals[ok + AHEAD]
     uniform = PolicyDist(agent.spec, torch.zeros(len(target), agent.spec.logits_dim), unimix=0.0)
     for who in ("worker", "random"):
