@@ -275,7 +275,9 @@ class DirectorAgent(WorldModelAgent):
     def learn_in_imagination(self, start: State, terminal: torch.Tensor, post: State) -> dict[str, torch.Tensor]:
         deter = post["deter"].detach().flatten(0, 1)
         self.update_stats(deter=deter)
-        metrics = {f"goal_autoencoder/{k}": v for k, v in self.goal_autoencoder.update(self.goal_state(deter)).items()}
+        goal_states = self.goal_state(deter)
+        metrics = {f"goal_autoencoder/{k}": v for k, v in self.goal_autoencoder.update(goal_states).items()}
+        metrics["goal_autoencoder/random_code_match"] = self.goal_autoencoder.random_code_match(goal_states[:1024])
         trajectory = self.imagine(start)
         self.update_stats(error=trajectory["explore_error"])
         trajectory["explore"] = trajectory["explore_error"] / self.explore_scale.clamp(min=1e-8)

@@ -39,8 +39,15 @@ class GoalConfig:
     6 they also told positions apart, which the worker needs for goals to steer by."""
     lr: float = 1e-4
     """Adam learning rate."""
+    updates: int = 1
+    """Adam steps on each replayed batch per learner update. The states the autoencoder compresses move as the
+    world model learns; in short runs one step per update left it behind them (see ``random_code_match``)."""
     grad_clip: float = 100.0
     """Global gradient-norm clip."""
+
+    def __post_init__(self) -> None:
+        if self.updates < 1:
+            raise ValueError(f"goal updates must be at least 1 Adam step per learner update, got {self.updates}")
 
 
 class GoalAutoencoder(nn.Module):
@@ -87,15 +94,26 @@ class GoalAutoencoder(nn.Module):
         return loss, {"loss": loss.detach(), "recon": recon.mean().detach(), "kl": kl.mean().detach()}
 
     def update(self, state: torch.Tensor) -> dict[str, torch.Tensor]:
-        """One clipped Adam step on replayed (detached) states."""
-        loss, metrics = self.loss(state.detach())
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        if self.grad_sync is not None:
-            self.grad_sync(list(self.parameters()))
-        metrics["grad_norm"] = nn.utils.clip_grad_norm_(self.parameters(), self.config.grad_clip)
-        self.optimizer.step()
+        """``updates`` clipped Adam steps on replayed (detached) states; the metrics of the last."""
+        for _ in range(self.config.updates):
+            loss, metrics = self.loss(state.detach())
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if self.grad_sync is not None:
+                self.grad_sync(list(self.parameters()))
+            metrics["grad_norm"] = nn.utils.clip_grad_norm_(self.parameters(), self.config.grad_clip)
+            self.optimizer.step()
         return metrics
+
+    @torch.no_grad()
+    def random_code_match(self, state: torch.Tensor, codes: int = 64) -> torch.Tensor:
+        """Mean over ``codes`` uniformly random codes of the best ``max_cosine`` of the decoded goal to any of the
+        states [N, D]: how close the goals of an untrained (uniform) manager come to states that really occur.
+        Near 0, such goals point nowhere the worker can go and teach it nothing."""
+        c = self.config
+        index = torch.randint(c.classes, (codes, c.groups), device=state.device)
+        goal = self.decode(nn.functional.one_hot(index, c.classes).to(state.dtype))
+        return max_cosine(goal[:, None], state[None]).max(1).values.mean()
 
 
 def max_cosine(goal: torch.Tensor, state: torch.Tensor) -> torch.Tensor:

@@ -59,3 +59,32 @@ def test_autoencoder_learns_to_reconstruct_a_few_states():
     assert after < 0.1 * before, (before, after)
     # unseen states reconstruct worse: the manager's exploration bonus
     assert float(ae.reconstruction_error(torch.randn(64, 16) * 2).mean()) > 5 * after
+
+
+def test_updates_takes_that_many_adam_steps_per_call():
+    torch.manual_seed(0)
+    states = torch.randn(6, 16)
+    one = GoalAutoencoder(16, GoalConfig(units=32, layers=1, lr=3e-3))
+    four = GoalAutoencoder(16, GoalConfig(units=32, layers=1, lr=3e-3, updates=4))
+    four.load_state_dict(one.state_dict())
+    torch.manual_seed(1)
+    for _ in range(4):
+        one.update(states)
+    torch.manual_seed(1)  # the same sampled codes
+    four.update(states)
+    assert four.optimizer.state_dict()["state"][0]["step"] == 4
+    for a, b in zip(one.parameters(), four.parameters(), strict=True):
+        torch.testing.assert_close(a, b)
+    with pytest.raises(ValueError, match="at least 1"):
+        GoalConfig(updates=0)
+
+
+def test_random_code_match_is_high_only_when_random_codes_decode_to_real_states():
+    torch.manual_seed(0)
+    ae = GoalAutoencoder(4, GoalConfig(units=8, layers=1))
+    states = torch.randn(32, 4)
+    with torch.no_grad():  # every code decodes to the first state
+        ae.decoder[-1].weight.zero_()
+        ae.decoder[-1].bias.copy_(states[0])
+    assert float(ae.random_code_match(states)) == pytest.approx(1.0)
+    assert float(ae.random_code_match(-states[:1])) == pytest.approx(-1.0)  # opposite to the only state
