@@ -80,6 +80,10 @@ class DirectorConfig:
     only, as Director does."""
     worker_task_weight: float = 0.0
     """Weight of the task reward in the worker's reward (Director: 0, the worker only pursues goals)."""
+    reach_weight: float = 0.0
+    """Weight, in the manager's reward, of the worker's goal reward (the max-cosine of each state to the goal
+    held): it pays the manager for goals the worker reaches. Director: 0; goals decoded from codes no real
+    state has point nowhere the worker can go, and nothing else tells the manager so."""
 
     def __post_init__(self) -> None:
         if self.every < 1 or self.horizon < self.every or self.horizon % self.every:
@@ -239,11 +243,15 @@ class DirectorAgent(WorldModelAgent):
 
     def manager_trajectory(self, trajectory: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """The manager's view [N, H / K + 1, ...]: states at chunk starts, its codes, and per chunk the summed
-        reward (task + explore bonus) and the probability that the episode lasts through the chunk."""
+        reward (task + explore bonus + reach bonus) and the probability that the episode lasts through the chunk."""
         c = self.config
         n = trajectory["feat"].shape[0]
         reward = c.task_weight * trajectory["reward"] + c.explore_weight * trajectory["explore"]
         chunks = c.horizon // c.every
+        if c.reach_weight:  # steps 1..K of chunk j against chunk j's goal (step K already holds the next one)
+            held = trajectory["goal"][:, : c.horizon : c.every].repeat_interleave(c.every, 1)
+            reached = max_cosine(held, trajectory["goal_state"][:, 1:])
+            reward = reward + c.reach_weight * torch.cat([torch.zeros_like(reached[:, :1]), reached], 1)
         return {
             "feat": trajectory["feat"][:, :: c.every],
             "action": trajectory["code"][:, :: c.every],

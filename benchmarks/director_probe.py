@@ -11,7 +11,8 @@ measures on the states it reaches:
   state itself and to the state 4 steps before it (the goal's resolution), ``goal_norm_ratio``
   the goal's norm over the state's;
 - ``random_code_match``: best max-cosine of goals decoded from uniform random codes to any
-  reached state (how realistic the goals of an untrained manager are);
+  reached state (how realistic the goals of an untrained manager are); ``manager_goal_match`` the
+  same for the goal the greedy manager picks in each reached state;
 - ``worker_reach`` / ``random_reach``: from each state, the goal-space max-cosine after 4 imagined
   steps towards the autoencoded state that the episode really reached 4 steps later, acting with
   the worker or with uniform random actions;
@@ -132,10 +133,10 @@ def probe(agent: Any, env: Any, episodes: int = 6, steps: int = 60, seed: int = 
     out["autoencoded_own"] = _mean(max_cosine(goals, states))
     out[f"autoencoded_{AHEAD}_before"] = _mean(max_cosine(goals[ok + AHEAD], states[ok]))
     out["goal_norm_ratio"] = _mean(goals.norm(dim=-1) / states.norm(dim=-1).clamp(min=1e-8))
-    g = agent.config.goal
-    codes = torch.nn.functional.one_hot(torch.randint(g.classes, (256, g.groups)), g.classes).float()
-    out["random_code_match"] = _mean(max_cosine(autoencoder.decode(codes)[:, None], states[None]).max(1).values)
+    out["random_code_match"] = float(autoencoder.random_code_match(states, codes=256))
     rssm = agent.world_model.rssm
+    chosen = agent.decode_goal(agent.manager.policy(rssm.feat(latent)).mode())
+    out["manager_goal_match"] = _mean(max_cosine(chosen[:, None], states[None]).max(1).values)
     start = {k: latent[k][ok] for k in LATENT_KEYS}
     target = goals[ok + AHEAD]
     uniform = PolicyDist(agent.spec, torch.zeros(len(target), agent.spec.logits_dim), unimix=0.0)
@@ -147,7 +148,7 @@ def probe(agent: Any, env: Any, episodes: int = 6, steps: int = 60, seed: int = 
             state = rssm.img_step(state, policy.sample())
         out[f"{who}_reach"] = _mean(max_cosine(target, agent.goal_state(state["deter"])))
     out["manager_entropy"] = _mean(agent.manager.policy(rssm.feat(latent)).entropy())
-    out["manager_max_entropy"] = g.groups * math.log(g.classes)
+    out["manager_max_entropy"] = agent.config.goal.groups * math.log(agent.config.goal.classes)
     return out
 
 

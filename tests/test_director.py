@@ -88,6 +88,17 @@ def test_manager_trajectory_sums_rewards_per_chunk_and_multiplies_continuation()
     assert torch.allclose(returns, torch.tensor([[5 + 0.5 * 0.45 * 9, 9.0]]))  # R_t = r_t+1 + d c_t+1 R_t+1
 
 
+def test_reach_weight_pays_the_manager_for_the_similarity_to_its_own_chunk_goal():
+    deter = torch.tensor([[[1.0, 0.0], [0.0, 1.0], [1.0, 0.0], [2.0, 0.0], [0.0, 2.0]]])
+    goal = torch.tensor([[[0.0, 1.0]] * 2 + [[2.0, 0.0]] * 3])  # chosen at steps 0 and 2
+    traj = {"feat": deter, "goal_state": deter, "goal": goal, "code": torch.zeros(1, 5, 3),
+            "reward": torch.zeros(1, 5), "explore": torch.zeros(1, 5), "cont": torch.ones(1, 5)}
+    assert director(every=2, horizon=4).manager_trajectory(traj)["reward"].tolist() == [[0.0, 0.0, 0.0]]
+    view = director(every=2, horizon=4, reach_weight=2.0).manager_trajectory(traj)
+    # chunk 0 (steps 1, 2) against goal (0, 1): 1 + 0; chunk 1 (steps 3, 4) against goal (2, 0): 1 + 0
+    assert view["reward"].tolist() == [[0.0, 2.0, 2.0]]
+
+
 def test_worker_trajectory_rewards_closeness_to_the_segment_goal():
     agent = director(every=2, horizon=4)
     deter = torch.tensor([[[1.0, 0.0], [0.0, 1.0], [1.0, 0.0], [2.0, 0.0], [0.0, 2.0]]])

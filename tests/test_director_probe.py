@@ -24,9 +24,10 @@ def test_probe_reports_similarities_on_grid_cells():
     result = probe(agent, env, episodes=2, steps=12)
     env.close()
     assert result["states"] == 24
-    similarities = {k: v for k, v in result.items() if not k.startswith(("states", "manager", "goal_norm"))}
+    counts = ("states", "manager_entropy", "manager_max", "goal_norm")
+    similarities = {k: v for k, v in result.items() if not k.startswith(counts)}
     assert {"same_cell", "other_cell", "raw_same_cell", "ahead_1", "autoencoded_own", "worker_reach",
-            "random_reach", "random_code_match"} <= set(similarities)
+            "random_reach", "random_code_match", "manager_goal_match"} <= set(similarities)
     assert all(-1.0 <= v <= 1.0 for v in similarities.values() if not math.isnan(v)), similarities
     assert 0 < result["manager_entropy"] <= result["manager_max_entropy"] + 1e-4
 
