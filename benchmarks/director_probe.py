@@ -135,7 +135,8 @@ def probe(agent: Any, env: Any, episodes: int = 6, steps: int = 60, seed: int = 
     out["goal_norm_ratio"] = _mean(goals.norm(dim=-1) / states.norm(dim=-1).clamp(min=1e-8))
     out["random_code_match"] = float(autoencoder.random_code_match(states, codes=256))
     rssm = agent.world_model.rssm
-    chosen = agent.decode_goal(agent.manager.policy(rssm.feat(latent)).mode())
+    manager = agent.manager.policy(rssm.feat(latent))
+    chosen = agent.decode_goal(manager.mode())
     out["manager_goal_match"] = _mean(max_cosine(chosen[:, None], states[None]).max(1).values)
     start = {k: latent[k][ok] for k in LATENT_KEYS}
     target = goals[ok + AHEAD]
@@ -147,7 +148,7 @@ def probe(agent: Any, env: Any, episodes: int = 6, steps: int = 60, seed: int = 
             policy = agent.worker.policy(torch.cat([feat, target], -1)) if who == "worker" else uniform
             state = rssm.img_step(state, policy.sample())
         out[f"{who}_reach"] = _mean(max_cosine(target, agent.goal_state(state["deter"])))
-    out["manager_entropy"] = _mean(agent.manager.policy(rssm.feat(latent)).entropy())
+    out["manager_entropy"] = _mean(manager.entropy())
     out["manager_max_entropy"] = agent.config.goal.groups * math.log(agent.config.goal.classes)
     return out
 
