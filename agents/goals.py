@@ -113,7 +113,7 @@ class GoalAutoencoder(nn.Module):
         c = self.config
         index = torch.randint(c.classes, (codes, c.groups), device=state.device)
         goal = self.decode(nn.functional.one_hot(index, c.classes).to(state.dtype))
-        return max_cosine(goal[:, None], state[None]).max(1).values.mean()
+        return best_match(goal, state).mean()
 
 
 def max_cosine(goal: torch.Tensor, state: torch.Tensor) -> torch.Tensor:
@@ -124,6 +124,12 @@ def max_cosine(goal: torch.Tensor, state: torch.Tensor) -> torch.Tensor:
     """
     norm = torch.maximum(goal.norm(dim=-1), state.norm(dim=-1)).clamp(min=1e-8)
     return (goal * state).sum(-1) / norm.square()
+
+
+def best_match(goal: torch.Tensor, state: torch.Tensor) -> torch.Tensor:
+    """For each goal [G, D], its highest ``max_cosine`` to any of the states [N, D]: [G]. Near 1, the goal is
+    a state that really occurs."""
+    return max_cosine(goal[:, None], state[None]).max(1).values
 
 
 def chunk_sums(values: torch.Tensor, every: int) -> torch.Tensor:

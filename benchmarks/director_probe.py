@@ -108,7 +108,7 @@ def probe(agent: Any, env: Any, episodes: int = 6, steps: int = 60, seed: int = 
     """The measures in the module docstring, on ``episodes`` random-action episodes of up to ``steps`` steps."""
     from agents.actions import PolicyDist
     from agents.dreamer import LATENT_KEYS
-    from agents.goals import max_cosine
+    from agents.goals import best_match, max_cosine
 
     torch.manual_seed(seed)
     data = collect(agent, env, episodes, steps, seed)
@@ -137,7 +137,7 @@ def probe(agent: Any, env: Any, episodes: int = 6, steps: int = 60, seed: int = 
     rssm = agent.world_model.rssm
     manager = agent.manager.policy(rssm.feat(latent))
     chosen = agent.decode_goal(manager.mode())
-    out["manager_goal_match"] = _mean(max_cosine(chosen[:, None], states[None]).max(1).values)
+    out["manager_goal_match"] = _mean(best_match(chosen, states))
     start = {k: latent[k][ok] for k in LATENT_KEYS}
     target = goals[ok + AHEAD]
     uniform = PolicyDist(agent.spec, torch.zeros(len(target), agent.spec.logits_dim), unimix=0.0)
