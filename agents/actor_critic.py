@@ -146,9 +146,10 @@ class ActorCritic(nn.Module):
         }
         return actor_loss, critic_loss, metrics
 
-    def update(self, feat: torch.Tensor, action: torch.Tensor, reward: torch.Tensor, cont: torch.Tensor
-               ) -> dict[str, torch.Tensor]:
-        """Update the return scale, step both optimisers, then move the slow critic towards the critic."""
+    def update(self, feat: torch.Tensor, action: torch.Tensor, reward: torch.Tensor, cont: torch.Tensor,
+               actor_extra: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """Update the return scale, step both optimisers, then move the slow critic towards the critic.
+        ``actor_extra``, a scalar loss on the actor's outputs (with gradient), is added to the actor's loss."""
         c = self.config
         critic_logits = self.critic(feat)  # one forward serves the values and the critic's loss
         with torch.no_grad():  # the return scale first takes in this batch's returns, as in DreamerV3
@@ -157,6 +158,8 @@ class ActorCritic(nn.Module):
             if self.stat_sync is not None:
                 self.stat_sync([self.retnorm.low, self.retnorm.high])
         actor_loss, critic_loss, metrics = self.loss(feat, action, reward, cont, critic_logits)
+        if actor_extra is not None:
+            actor_loss = actor_loss + actor_extra
         self.actor_opt.zero_grad(set_to_none=True)
         self.critic_opt.zero_grad(set_to_none=True)
         (actor_loss + critic_loss).backward()  # disjoint parameters: one backward serves both

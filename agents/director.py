@@ -84,12 +84,21 @@ class DirectorConfig:
     """Weight, in the manager's reward, of the worker's goal reward (the max-cosine of each state to the goal
     held): it pays the manager for goals the worker reaches. Director: 0; goals decoded from codes no real
     state has point nowhere the worker can go, and nothing else tells the manager so."""
+    manager_prior: float = 0.0
+    """Weight of a cross-entropy, added to the manager's actor loss, from the goal autoencoder's code posterior
+    of each replayed start's hindsight goal (the state its sequence really reached 1 to K steps later) to the
+    manager's policy there. It pulls the manager towards codes of states that occur and are reachable, where
+    the entropy bonus alone pulls it towards uniform codes, whose decoded goals resemble no real state; the
+    task reward then chooses among them. Director: 0."""
 
     def __post_init__(self) -> None:
         if self.every < 1 or self.horizon < self.every or self.horizon % self.every:
             raise ValueError(f"horizon ({self.horizon}) must be a positive multiple of every ({self.every})")
         if not 0.0 <= self.replay_goals <= 1.0:
             raise ValueError(f"replay_goals must be a share from 0 to 1, got {self.replay_goals}")
+        for name in ("reach_weight", "manager_prior"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be a weight of 0 or more, got {getattr(self, name)}")
 
 
 class DirectorAgent(WorldModelAgent):
@@ -185,8 +194,9 @@ class DirectorAgent(WorldModelAgent):
     def start_context(self, post: State, batch: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """``future_deter`` [B * T, D]: for each replayed step, the deter state 1 to K steps (uniformly) later
         in the same sequence and episode, cut short at the episode's or the sequence's last step (so a last
-        step's hindsight goal is itself: already reached). Nothing when ``replay_goals`` is 0."""
-        if not self.config.replay_goals:
+        step's hindsight goal is itself: already reached). Nothing when ``replay_goals`` and ``manager_prior``
+        are 0."""
+        if not (self.config.replay_goals or self.config.manager_prior):
             return {}
         deter = post["deter"].detach()
         b, steps = deter.shape[:2]
@@ -291,7 +301,14 @@ class DirectorAgent(WorldModelAgent):
         trajectory["explore"] = trajectory["explore_error"] / self.explore_scale.clamp(min=1e-8)
         # the start states are real: their continuation is known, not predicted
         trajectory["cont"][:, 0] = 1.0 - terminal
-        manager = self.manager.update(**self.manager_trajectory(trajectory))
+        prior = None
+        if self.config.manager_prior:  # cross-entropy from the hindsight goals' code posteriors to the manager
+            with torch.no_grad():
+                target = self.goal_autoencoder.encode(self.goal_state(start["future_deter"])).probs.flatten(-2)
+            prior = -self.manager.policy(trajectory["feat"][:, 0]).log_prob(target).mean()
+            metrics["manager/prior_loss"] = prior.detach()
+            prior = self.config.manager_prior * prior
+        manager = self.manager.update(**self.manager_trajectory(trajectory), actor_extra=prior)
         segments = self.worker_trajectory(trajectory)
         replayed = round(self.config.replay_goals * len(terminal))
         if replayed:

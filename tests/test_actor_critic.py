@@ -143,3 +143,18 @@ def test_centred_advantages_pick_the_better_action_under_a_lagging_critic():
     # uncentred, the +10 offset adds noise that drowns much of the 1 of difference: the worse action keeps
     # well over 4 times the probability (about 15% against under 1% over seeds 0-3)
     assert 1 - centred < (1 - plain) / 4, (centred, plain)
+
+
+def test_an_extra_actor_loss_trains_the_actor_alongside_its_own():
+    torch.manual_seed(0)
+    config = ActorCriticConfig(units=16, layers=1, actor_lr=3e-3, critic_lr=0.0)
+    ac = ActorCritic(4, ActionSpec.multi_discrete((3, 3)), config)
+    feat = torch.randn(16, 3, 4)
+    action = torch.cat([torch.eye(3)[torch.randint(0, 3, (16, 3))] for _ in range(2)], -1)
+    target = torch.tensor([0.0, 0.0, 1.0, 1.0, 0.0, 0.0])  # a soft or one-hot code per group
+    for _ in range(200):  # no reward: only the extra loss (a cross-entropy to the target) steers the actor
+        extra = -ac.policy(feat[:, 0]).log_prob(target).mean()
+        ac.update(feat, action, torch.zeros(16, 3), torch.ones(16, 3), actor_extra=extra)
+    with torch.no_grad():
+        probs = ac.policy(feat[:, 0]).probs
+    assert probs[0][:, 2].min() > 0.9 and probs[1][:, 0].min() > 0.9

@@ -266,3 +266,32 @@ def test_checkpoints_without_the_goal_space_mean_are_refused():
     with pytest.raises(ValueError, match="written before goals were centred states"):
         director().load_state_dict(old, strict=False)
     director(centre_states=False).load_state_dict(old, strict=False)  # raw goals need no mean
+
+
+def test_manager_prior_pulls_the_manager_towards_the_codes_of_hindsight_goals():
+    with pytest.raises(ValueError, match="manager_prior must be a weight of 0 or more"):
+        DirectorConfig(manager_prior=-1.0)
+    agent = director(every=4, horizon=8, manager_prior=0.5)  # no replay_goals: the prior alone needs them
+    seen = {}
+    context, update = agent.start_context, agent.manager.update
+
+    def keep_context(post, batch):
+        seen.update(context(post, batch))
+        return seen
+
+    def keep_extra(actor_extra=None, **trajectory):
+        seen["extra"] = actor_extra.detach()
+        with torch.no_grad():  # the manager's policy at the starts before its step
+            seen["probs"] = torch.stack(agent.manager.policy(trajectory["feat"][:, 0]).probs, -2)
+        return update(actor_extra=actor_extra, **trajectory)
+
+    agent.start_context, agent.manager.update = keep_context, keep_extra
+    metrics = agent.update(make_batch(SPEC, 2, 6))
+    assert "future_deter" in seen and "worker/replay_goal_reward" not in metrics
+    with torch.no_grad():  # the autoencoder (already stepped in this update) encodes each start's hindsight goal
+        target = agent.goal_autoencoder.encode(agent.goal_state(seen["future_deter"])).probs
+    assert target.shape == (12, 8, 8)
+    cross_entropy = -(target * seen["probs"].log()).sum((-2, -1)).mean()
+    assert metrics["manager/prior_loss"] == pytest.approx(float(cross_entropy), rel=1e-4)
+    assert float(seen["extra"]) == pytest.approx(0.5 * metrics["manager/prior_loss"], rel=1e-4)
+    assert "manager/prior_loss" not in director().update(make_batch(SPEC, 2, 6))
