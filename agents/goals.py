@@ -109,9 +109,12 @@ class GoalAutoencoder(nn.Module):
     def random_code_match(self, state: torch.Tensor, codes: int = 64) -> torch.Tensor:
         """Mean over ``codes`` uniformly random codes of the best ``max_cosine`` of the decoded goal to any of the
         states [N, D]: how close the goals of an untrained (uniform) manager come to states that really occur.
-        Near 0, such goals point nowhere the worker can go and teach it nothing."""
+        Near 0, such goals point nowhere the worker can go and teach it nothing. The codes come from a generator
+        of their own with a fixed seed: the same codes at every call, and the global random stream, which
+        training draws from, is left as it was (a metric must not change a seeded run)."""
         c = self.config
-        index = torch.randint(c.classes, (codes, c.groups), device=state.device)
+        generator = torch.Generator(device=state.device).manual_seed(0)
+        index = torch.randint(c.classes, (codes, c.groups), device=state.device, generator=generator)
         goal = self.decode(nn.functional.one_hot(index, c.classes).to(state.dtype))
         return best_match(goal, state).mean()
 

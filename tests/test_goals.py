@@ -88,3 +88,14 @@ def test_random_code_match_is_high_only_when_random_codes_decode_to_real_states(
         ae.decoder[-1].bias.copy_(states[0])
     assert float(ae.random_code_match(states)) == pytest.approx(1.0)
     assert float(ae.random_code_match(-states[:1])) == pytest.approx(-1.0)  # opposite to the only state
+
+
+def test_random_code_match_leaves_the_global_random_stream_alone():
+    ae = GoalAutoencoder(4, GoalConfig(units=8, layers=1))
+    states = torch.randn(32, 4)
+    torch.manual_seed(3)
+    first = ae.random_code_match(states)
+    drawn = torch.rand(3)
+    torch.manual_seed(3)
+    assert torch.equal(torch.rand(3), drawn)  # the metric drew nothing from the stream training uses
+    assert torch.equal(ae.random_code_match(states), first)  # and it scores the same codes every time
