@@ -306,9 +306,9 @@ class DirectorAgent(WorldModelAgent):
         if self.config.manager_prior:  # cross-entropy from the hindsight goals' code posteriors to the manager
             with torch.no_grad():
                 target = self.goal_autoencoder.encode(self.goal_state(start["future_deter"])).probs.flatten(-2)
-            prior = -self.manager.policy(trajectory["feat"][:, 0]).log_prob(target).mean()
-            metrics["manager/prior_loss"] = prior.detach()
-            prior = self.config.manager_prior * prior
+            cross_entropy = -self.manager.policy(trajectory["feat"][:, 0]).log_prob(target).mean()
+            metrics["manager/prior_loss"] = cross_entropy.detach()
+            prior = self.config.manager_prior * cross_entropy
         manager = self.manager.update(**self.manager_trajectory(trajectory), actor_extra=prior)
         segments = self.worker_trajectory(trajectory)
         replayed = round(self.config.replay_goals * len(terminal))
