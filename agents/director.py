@@ -183,6 +183,10 @@ class DirectorAgent(WorldModelAgent):
     def actor_critics(self) -> dict[str, ActorCritic]:
         return {"manager": self.manager, "worker": self.worker}
 
+    def training_only_modules(self) -> list[str]:
+        # acting decodes the manager's codes into goals but never encodes states
+        return [*super().training_only_modules(), "goal_autoencoder.encoder"]
+
     def optimizers(self) -> dict[str, tuple[torch.optim.Optimizer, list[nn.Parameter]]]:
         return {**super().optimizers(),
                 "goal_autoencoder": (self.goal_autoencoder.optimizer, list(self.goal_autoencoder.parameters()))}

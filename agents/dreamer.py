@@ -106,6 +106,21 @@ class WorldModelAgent(nn.Module):
         """The agent's actor-critics by name."""
         raise NotImplementedError
 
+    def training_only_modules(self) -> list[str]:
+        """Dotted names of the submodules that acting never uses: critics, return scales and the world model's
+        decoder and heads. Env runners drop them, and weight syncs to env runners leave them out."""
+        parts = ["world_model.decoder", "world_model.reward_head", "world_model.cont_head"]
+        for name in self.actor_critics():
+            parts += [f"{name}.critic", f"{name}.slow_critic", f"{name}.retnorm"]
+        return parts
+
+    def strip_for_acting(self) -> None:
+        """Delete the training-only modules in place: what is left can act (``act``, ``initial_state``) but
+        not learn."""
+        for path in self.training_only_modules():
+            parent, _, leaf = path.rpartition(".")
+            delattr(self.get_submodule(parent) if parent else self, leaf)
+
     def optimizers(self) -> dict[str, tuple[torch.optim.Optimizer, list[nn.Parameter]]]:
         """Every optimiser with the parameters it steps, by name (RLlib registers and checkpoints them)."""
         out: dict[str, tuple[torch.optim.Optimizer, list[nn.Parameter]]] = {

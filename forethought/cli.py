@@ -10,6 +10,7 @@ from collections.abc import Sequence
 
 from forethought import __version__
 from forethought.config import Config, ConfigError, available_presets, describe_fields, load_config
+from forethought.signals import Stopped
 from forethought.train import TrainingError
 
 PRESET_HELP = "YAML presets from configs/ (or paths to .yaml files), stacked left to right"
@@ -149,6 +150,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ConfigError, envs.EnvError, TrainingError) as error:
         print(f"forethought: error: {error}", file=sys.stderr)
         return 2
+    except Stopped as stopped:
+        print(f"forethought: {stopped}", file=sys.stderr)
+        return stopped.exit_code
     except KeyboardInterrupt:
         print("forethought: interrupted", file=sys.stderr)
         return 130

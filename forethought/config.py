@@ -144,6 +144,12 @@ class ScaleConfig(Section):
     """GPUs per learner (or for the driver's learner when num_learners is 0)."""
     num_cpus: int = Field(0, ge=0)
     """CPUs of a local Ray; 0 lets Ray count them."""
+    learner_threads: int = Field(1, ge=0)
+    """Torch threads of each learner process (the driver's, when num_learners is 0); 0 keeps torch's default
+    (one per core). One thread keeps the pace when other processes share the machine: several threads that
+    wait on each other at every operation slow down many times over as soon as one of them is descheduled."""
+    env_runner_threads: int = Field(1, ge=0)
+    """Torch threads of each env runner process; 0 keeps torch's default."""
 
 
 class RunConfig(Section):

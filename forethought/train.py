@@ -21,6 +21,7 @@ import yaml
 from tqdm import tqdm
 
 from forethought.config import Config, ConfigError, env_kwargs, save_config
+from forethought.signals import StopRequests, Stopped
 from forethought.tracking import Tracker
 
 CHECKPOINTS = "checkpoints"
@@ -81,8 +82,8 @@ def algorithm_config(config: Config) -> Any:
         .training(agent_config=_agent_config(config), batch_size_B=train.batch_size,
                   batch_length_T=train.batch_length, train_ratio=train.train_ratio,
                   replay_capacity=train.replay_capacity, recent_fraction=train.recent_fraction,
-                  recent_window=train.recent_window,
-                  prefill_steps=train.prefill)
+                  recent_window=train.recent_window, prefill_steps=train.prefill,
+                  learner_threads=scale.learner_threads, env_runner_threads=scale.env_runner_threads)
     )
 
 
@@ -184,7 +185,8 @@ def _check_resume(config: Config, run_dir: Path) -> None:
     before = yaml.safe_load(path.read_text())
     now = config.model_dump(mode="json")
     ignore = {("train", "steps"), ("train", "log_every"), ("train", "checkpoint_every"), ("train", "eval_episodes"),
-              ("scale", "address"), ("run", "wandb"), ("run", "project")}
+              ("scale", "address"), ("scale", "learner_threads"), ("scale", "env_runner_threads"),
+              ("run", "wandb"), ("run", "project")}
     diffs = [f"{section}.{key}: {before.get(section, {}).get(key)!r} -> {value!r}"
              for section in ("env", "agent", "train", "scale", "run") for key, value in now[section].items()
              if (section, key) not in ignore and before.get(section, {}).get(key) != value]
@@ -238,9 +240,10 @@ def train(config: Config, progress: bool = True) -> dict[str, Any]:
     start = time.perf_counter()
     record: dict[str, Any] = {}
     tracker = Tracker(run_dir, config, console=progress, resume_step=step)
-    with tqdm(total=config.train.steps, initial=step, unit="step", desc="train", disable=not progress,
-              dynamic_ncols=True) as bar:
-        while step < config.train.steps:
+    stop = StopRequests()
+    with stop, tqdm(total=config.train.steps, initial=step, unit="step", desc="train", disable=not progress,
+                    dynamic_ncols=True) as bar:
+        while step < config.train.steps and not stop.signum:
             try:
                 result = algo.train()
             except (FloatingPointError, RuntimeError) as error:
@@ -260,13 +263,19 @@ def train(config: Config, progress: bool = True) -> dict[str, Any]:
             episode_return = record.get("episode/return")
             bar.set_postfix({"return": "-" if episode_return is None else f"{episode_return:.2f}",
                              "ratio": f"{record['perf/train_ratio']:.1f}"})
-            if step >= next_log or step >= config.train.steps:
+            if step >= next_log or step >= config.train.steps or stop.signum:
                 tracker.log(record)
                 next_log = step + config.train.log_every
-            if step >= next_checkpoint or step >= config.train.steps:
+            if step >= next_checkpoint or step >= config.train.steps or stop.signum:
                 save_checkpoint(algo, run_dir, step)
                 next_checkpoint = step + config.train.checkpoint_every
-    agent = algo.get_module().agent
+    if stop.signum:  # the loop has written this step's record and checkpoint
+        tracker.finish()
+        algo.stop()
+        last = latest_checkpoint(run_dir)
+        raise Stopped(stop.signum, f"stopped by {stop.name} at env step {step:,}; checkpoint {last or 'none'}; "
+                                   "run the same command to resume")
+    agent = algo.learner_agent()
     if algo.replay.can_sample(config.train.batch_length):
         from forethought.report import write_report
 

@@ -88,3 +88,39 @@ def test_director_only_fields_are_refused_for_the_flat_agent(tmp_path):
     assert result.returncode == 2
     assert result.stderr.strip().splitlines()[-1] == (
         "forethought: error: agent.hierarchy applies to agent.name=director only; agent.name is dreamer")
+
+
+def test_sigterm_writes_a_checkpoint_and_the_same_command_resumes_from_it(tmp_path):
+    import os
+    import signal
+    import time
+
+    run_dir = tmp_path / "run"
+    args = [str(FORETHOUGHT), "train", "-c", "keydoor_vector", "debug", "--quiet", f"run.dir={run_dir}",
+            "train.checkpoint_every=100000"]  # no scheduled checkpoint: only the signal's
+    with open(tmp_path / "out", "w") as out, open(tmp_path / "err", "w") as err:
+        job = subprocess.Popen([*args, "--steps", "100000"], cwd=ROOT, stdout=out, stderr=err,
+                               env={**os.environ, "RAY_AUTH_MODE": "disabled"})
+        deadline = time.monotonic() + 300
+        while job.poll() is None and time.monotonic() < deadline:  # mid-run: past the prefill, training
+            if (run_dir / "metrics.jsonl").exists() and len(records(run_dir)) >= 3:
+                break
+            time.sleep(0.5)
+        assert job.poll() is None, (tmp_path / "err").read_text()[-3000:]
+        job.send_signal(signal.SIGTERM)
+        assert job.wait(timeout=120) == 143
+    message = (tmp_path / "err").read_text()
+    checkpoint = sorted((run_dir / "checkpoints").glob("step_*"))[-1]
+    step = int(checkpoint.name.split("_")[1])
+    assert f"forethought: stopped by SIGTERM at env step {step:,}; checkpoint {checkpoint}; run the same command " \
+           "to resume" in message
+    assert (checkpoint / "complete").exists() and records(run_dir)[-1]["step"] == step > 200
+    state = json.loads((checkpoint / "forethought_state.json").read_text())
+    assert state["counters"]["env_steps"] == step
+    replay_steps = int(np.load(checkpoint / "replay.npz")["filled"].sum())
+
+    resumed = train(f"run.dir={run_dir}", "train.checkpoint_every=100000", "--steps", str(step + 64))
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert f"resumed from {checkpoint} at {step:,} env steps with {replay_steps:,} steps in replay" in resumed.stdout
+    last = records(run_dir)[-1]
+    assert last["step"] >= step + 64 and last["perf/updates"] == last["step"] * 8 / (4 * 16)

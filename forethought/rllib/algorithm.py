@@ -21,6 +21,7 @@ import numpy as np
 import torch
 from ray.rllib.algorithms.algorithm import Algorithm
 from ray.rllib.algorithms.algorithm_config import AlgorithmConfig, NotProvided
+from ray.rllib.core import DEFAULT_MODULE_ID
 from ray.rllib.core.rl_module.rl_module import RLModuleSpec
 from ray.rllib.execution.rollout_ops import synchronous_parallel_sample
 from ray.rllib.policy.sample_batch import SampleBatch
@@ -55,6 +56,8 @@ class ForethoughtConfig(AlgorithmConfig):
         self.recent_fraction = 0.0
         self.recent_window = 10_000
         self.prefill_steps = 1000
+        self.learner_threads = 1
+        self.env_runner_threads = 1
         self.rollout_fragment_length = 64
         self.enable_rl_module_and_learner = True
         self.enable_env_runner_and_connector_v2 = True
@@ -62,8 +65,9 @@ class ForethoughtConfig(AlgorithmConfig):
     def training(self, *, agent_config: Any = NotProvided, batch_size_B: Any = NotProvided,
                  batch_length_T: Any = NotProvided, train_ratio: Any = NotProvided,
                  replay_capacity: Any = NotProvided, recent_fraction: Any = NotProvided,
-                 recent_window: Any = NotProvided,
-                 prefill_steps: Any = NotProvided, **kwargs: Any) -> ForethoughtConfig:
+                 recent_window: Any = NotProvided, prefill_steps: Any = NotProvided,
+                 learner_threads: Any = NotProvided, env_runner_threads: Any = NotProvided,
+                 **kwargs: Any) -> ForethoughtConfig:
         super().training(**kwargs)
         for name, value in locals().items():
             if name not in ("self", "kwargs", "__class__") and value is not NotProvided:
@@ -71,7 +75,8 @@ class ForethoughtConfig(AlgorithmConfig):
         return self
 
     def get_default_rl_module_spec(self) -> RLModuleSpec:
-        return RLModuleSpec(module_class=AgentModule, model_config={"agent": self.agent_config})
+        return RLModuleSpec(module_class=AgentModule, model_config={"agent": self.agent_config,
+                                                                    "env_runner_threads": self.env_runner_threads})
 
     def get_default_learner_class(self) -> type:
         return AgentLearner
@@ -90,6 +95,7 @@ class ForethoughtAlgorithm(Algorithm):
         super().setup(config)
         probe = envs.make(**self.config.env_config)
         self.spec = action_spec(probe.action_space)
+        self.env_spaces = (probe.observation_space, probe.action_space)
         lanes = replay_lanes(self.config.num_env_runners, self.config.num_envs_per_env_runner)
         self.replay = Replay(replay_spec(probe.observation_space, self.spec), self.config.replay_capacity, lanes,
                              self.config.recent_fraction, max(1, self.config.recent_window // lanes),
@@ -155,6 +161,17 @@ class ForethoughtAlgorithm(Algorithm):
         self.metrics.log_value("replay/steps", len(self.replay), window=1)
         for key, value in self.counters.items():
             self.metrics.log_value(f"counters/{key}", value, window=1)
+
+    def learner_agent(self) -> Any:
+        """The whole agent as the learner holds it (env runners keep only what acting needs)."""
+        if self.learner_group.is_local:
+            return self.learner_group._learner.module[DEFAULT_MODULE_ID].unwrapped().agent
+        module = self.config.get_default_rl_module_spec()
+        module.observation_space, module.action_space = self.env_spaces
+        agent_module = module.build()
+        agent_module.set_state(self.learner_group.get_state(components="learner/rl_module/default_policy")[
+            "learner"]["rl_module"][DEFAULT_MODULE_ID])
+        return agent_module.agent
 
     # --- checkpoints ----------------------------------------------------------------------------
     def save_extra(self, path: Path) -> None:

@@ -42,6 +42,14 @@ def average_gradients(params: list[torch.nn.Parameter]) -> None:
 class AgentLearner(TorchLearner):
     """Calls the agent's own update; RLlib keeps the optimisers' state in its checkpoints."""
 
+    def build(self) -> None:
+        # the learner's process computes with a fixed number of torch threads (see ScaleConfig); set here, after
+        # the driver's own env runner (if any) was built, so that the driver's learner gets the learner's count
+        threads = int(getattr(self.config, "learner_threads", 0))
+        if threads:
+            torch.set_num_threads(threads)
+        super().build()
+
     def configure_optimizers_for_module(self, module_id: str, config: Any = None) -> None:
         agent = self.module[module_id].unwrapped().agent
         if self.config.num_learners > 1:  # data-parallel: every learner steps with the mean gradient

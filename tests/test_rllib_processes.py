@@ -1,0 +1,42 @@
+"""What each RLlib process holds: env runners act with an inference-only agent and fixed torch threads."""
+
+import numpy as np
+import pytest
+import torch
+
+from forethought.config import load_config
+from forethought.train import algorithm_config, register_env
+
+
+@pytest.mark.parametrize("preset", ["keydoor_vector", "keydoor_vector_director"])
+def test_env_runners_hold_only_what_acting_needs_and_get_the_learners_weights(ray_session, tmp_path, preset):
+    config = load_config([preset, "debug"], [f"run.dir={tmp_path}", "scale.num_cpus=1", "train.prefill=32",
+                                             "train.rollout_length=32", "scale.env_runner_threads=1",
+                                             "scale.learner_threads=2"])
+    register_env()
+
+    def runner_view(env_runner):  # runs in the env runner's process (a nested function travels by value)
+        agent = env_runner.module.agent
+        return torch.get_num_threads(), {k: v.cpu().numpy() for k, v in agent.state_dict().items()}
+
+    algo = algorithm_config(config).build_algo()
+    try:
+        for _ in range(3):  # past the prefill: the learner trains and syncs its weights to the env runner
+            algo.train()
+        assert algo.counters["updates"] > 0
+        learner = algo.learner_agent()
+        (threads, runner_state), = algo.env_runner_group.foreach_env_runner(runner_view, local_env_runner=False)
+        learner_threads = torch.get_num_threads()
+    finally:
+        algo.stop()
+    assert (threads, learner_threads) == (1, 2)
+    full = learner.state_dict()
+    dropped = learner.training_only_modules()
+    assert "world_model.decoder" in dropped and "actor_critic.critic" in dropped or "manager.critic" in dropped
+    # the env runner has none of the critics, heads or decoder, and every weight it has is the learner's
+    assert not [k for k in runner_state if any(k.startswith(part + ".") for part in dropped)]
+    acting = {k for k in full if not any(k.startswith(part + ".") for part in dropped)}
+    assert set(runner_state) == acting
+    assert len(acting) < len(full)
+    for key in acting:
+        np.testing.assert_array_equal(runner_state[key], full[key].cpu().numpy(), err_msg=key)
