@@ -117,6 +117,7 @@ def _print_config(config: Config) -> None:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
+    from forethought.console import format_summary
     from forethought.train import train
 
     config = _resolve(args, {"steps": "train.steps"})
@@ -124,7 +125,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         _print_config(config)
         return 0
     record = train(config, progress=not args.quiet)
-    print(json.dumps(record, indent=2))
+    print(format_summary(record["summary"]))
     return 0
 
 

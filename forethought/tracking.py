@@ -54,6 +54,11 @@ class Tracker:
             parts = [f"{k.split('/')[-1]} {record[k]:.3g}" for k in CONSOLE_KEYS if record.get(k) is not None]
             tqdm.write(f"step {record['step']:>9,}  " + "  ".join(parts))
 
+    @property
+    def wandb_dir(self) -> str:
+        """The W&B run's own folder (what ``wandb sync`` takes), or '' when W&B is disabled."""
+        return str(Path(self.wandb.dir).parent) if self.wandb is not None else ""
+
     def summary(self, values: dict[str, Any]) -> None:
         """Final values (e.g. the evaluation) for the W&B run's summary."""
         if self.wandb is not None:

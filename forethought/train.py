@@ -21,6 +21,7 @@ import yaml
 from tqdm import tqdm
 
 from forethought.config import Config, ConfigError, env_kwargs, save_config
+from forethought.console import route_library_logs, stderr_to_log
 from forethought.signals import StopRequests, Stopped
 from forethought.tracking import Tracker
 
@@ -219,9 +220,11 @@ def train(config: Config, progress: bool = True) -> dict[str, Any]:
     _check_resume(config, run_dir)
     check_setup(config)
     save_config(config, run_dir / "config.yaml")
-    start_ray(config)
-    register_env()
-    algo = algorithm_config(config).build_algo()
+    route_library_logs(run_dir)
+    with stderr_to_log(run_dir):  # Ray's and RLlib's start-up notes, some printed by native code
+        start_ray(config)
+        register_env()
+        algo = algorithm_config(config).build_algo()
     print(f"replay: {config.train.replay_capacity:,} steps, {algo.replay.nbytes / 2**20:,.1f} MiB allocated")
     checkpoint = latest_checkpoint(run_dir)
     if checkpoint:
@@ -239,7 +242,8 @@ def train(config: Config, progress: bool = True) -> dict[str, Any]:
     next_checkpoint = step + config.train.checkpoint_every
     start = time.perf_counter()
     record: dict[str, Any] = {}
-    tracker = Tracker(run_dir, config, console=progress, resume_step=step)
+    with stderr_to_log(run_dir):  # W&B's start-up notes
+        tracker = Tracker(run_dir, config, console=progress, resume_step=step)
     stop = StopRequests()
     with stop, tqdm(total=config.train.steps, initial=step, unit="step", desc="train", disable=not progress,
                     dynamic_ncols=True) as bar:
@@ -283,13 +287,20 @@ def train(config: Config, progress: bool = True) -> dict[str, Any]:
         batch = algo.replay.sample(4, config.train.batch_length)
         paths = write_report(agent, batch, run_dir / "report", config.eval.video_format, config.eval.video_fps)
         print(f"report: {', '.join(str(p) for p in paths)}")
+    greedy = None
     if config.train.eval_episodes:
-        from forethought.evaluate import evaluate, format_report
+        from forethought.evaluate import evaluate
 
         report = evaluate(config, progress=progress, agent=agent, episodes=config.train.eval_episodes, save=False)
-        print(format_report(report))
-        record["eval/return"] = report["return"]["mean"]
+        greedy = record["eval/return"] = report["return"]["mean"]
         tracker.summary({"eval/return": report["return"]["mean"], "eval/return_std": report["return"]["std"]})
-    tracker.finish()
-    algo.stop()
+    record["summary"] = {
+        "env_steps": step, "wall_s": time.perf_counter() - start, "env_steps_per_s": record.get("perf/env_steps_per_s")
+        or 0.0, "updates": int(algo.counters["updates"]), "exploring_return": record.get("episode/return"),
+        "exploring_episodes": len(algo.recent_episodes), "greedy_return": greedy,
+        "greedy_episodes": config.train.eval_episodes, "run_dir": str(run_dir), "wandb_dir": tracker.wandb_dir,
+        "wandb_mode": config.run.wandb}
+    with stderr_to_log(run_dir):
+        tracker.finish()
+        algo.stop()
     return record
