@@ -11,6 +11,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from world_models.distributions import categorical_index
+
 
 @dataclass(frozen=True)
 class ActionSpec:
@@ -116,6 +118,4 @@ class PolicyDist:
 
 
 def _one_hot_sample(probs: torch.Tensor) -> torch.Tensor:
-    flat = probs.reshape(-1, probs.shape[-1])
-    index = torch.multinomial(flat, 1).reshape(probs.shape[:-1])
-    return F.one_hot(index, probs.shape[-1]).float()
+    return F.one_hot(categorical_index(probs), probs.shape[-1]).float()

@@ -106,8 +106,21 @@ class ActorCritic(nn.Module):
         """Expected return [...] of each state, by the critic or its slow copy."""
         return TwoHot((self.slow_critic if slow else self.critic)(feat), self.bins).mean()
 
+    @torch.no_grad()
+    def targets(self, critic_logits: torch.Tensor, reward: torch.Tensor, cont: torch.Tensor
+                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(value [N, H + 1], lambda-returns [N, H], state weights [N, H]) of a trajectory from the critic's
+        outputs on it; a state's weight is the discounted chance that the episode is still running there."""
+        c = self.config
+        value = TwoHot(critic_logits.detach(), self.bins).mean()
+        returns = lambda_returns(reward, value, cont, c.discount, c.lam)
+        weight = torch.cumprod(torch.cat([cont[:, :1], c.discount * cont[:, 1:]], 1), 1)[:, :-1]
+        return value, returns, weight
+
     def loss(self, feat: torch.Tensor, action: torch.Tensor, reward: torch.Tensor, cont: torch.Tensor,
-             critic_logits: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
+             critic_logits: torch.Tensor | None = None, actor_out: torch.Tensor | None = None,
+             targets: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None,
+             ) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
         """Actor and critic losses of an imagined trajectory; pure.
 
         Args:
@@ -115,6 +128,8 @@ class ActorCritic(nn.Module):
             action: the actions taken in them [N, H + 1, A].
             reward, cont: predicted reward on arrival and continue probability [N, H + 1].
             critic_logits: the critic's outputs on ``feat`` (with gradient), when the caller has them.
+            actor_out: the actor's outputs on ``feat`` (with gradient), when imagination computed them.
+            targets: ``targets(critic_logits, reward, cont)``, when the caller has them.
         Returns (actor_loss, critic_loss, metrics); metrics are detached tensors.
         """
         c = self.config
@@ -124,16 +139,18 @@ class ActorCritic(nn.Module):
             f"cont {tuple(cont.shape)} must share [N, H + 1]")
         if critic_logits is None:
             critic_logits = self.critic(feat)
+        value, returns, weight = targets if targets is not None else self.targets(critic_logits, reward, cont)
         with torch.no_grad():
-            value = TwoHot(critic_logits.detach(), self.bins).mean()
-            returns = lambda_returns(reward, value, cont, c.discount, c.lam)  # [N, H]
-            # a state's weight: the discounted chance that the episode is still running there
-            weight = torch.cumprod(torch.cat([cont[:, :1], c.discount * cont[:, 1:]], 1), 1)[:, :-1]
             scale = self.retnorm.scale()
             advantage = (returns - value[:, :-1]) / scale
             if c.center_advantages:
                 advantage = advantage - (weight * advantage).sum() / weight.sum()
-        dist = self.policy(feat[:, :-1])
+        if actor_out is None:
+            dist = self.policy(feat[:, :-1])
+        else:
+            assert actor_out.shape == (n, steps, self.spec.logits_dim), (
+                f"actor_out {tuple(actor_out.shape)} must be {(n, steps, self.spec.logits_dim)}")
+            dist = PolicyDist(self.spec, actor_out[:, :-1], c.unimix)
         entropy = dist.entropy()
         actor_loss = -(weight * (dist.log_prob(action[:, :-1]) * advantage + c.entropy * entropy)).mean()
         critic = TwoHot(critic_logits[:, :-1], self.bins)
@@ -147,17 +164,19 @@ class ActorCritic(nn.Module):
         return actor_loss, critic_loss, metrics
 
     def update(self, feat: torch.Tensor, action: torch.Tensor, reward: torch.Tensor, cont: torch.Tensor,
-               actor_extra: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+               actor_extra: torch.Tensor | None = None, actor_out: torch.Tensor | None = None
+               ) -> dict[str, torch.Tensor]:
         """Update the return scale, step both optimisers, then move the slow critic towards the critic.
-        ``actor_extra``, a scalar loss on the actor's outputs (with gradient), is added to the actor's loss."""
+        ``actor_extra``, a scalar loss on the actor's outputs (with gradient), is added to the actor's loss;
+        ``actor_out`` are the actor's outputs on ``feat`` where imagination computed them with gradient."""
         c = self.config
         critic_logits = self.critic(feat)  # one forward serves the values and the critic's loss
+        targets = self.targets(critic_logits, reward, cont)  # once, for the return scale and the losses
         with torch.no_grad():  # the return scale first takes in this batch's returns, as in DreamerV3
-            value = TwoHot(critic_logits.detach(), self.bins).mean()
-            self.retnorm.update(lambda_returns(reward, value, cont, c.discount, c.lam))
+            self.retnorm.update(targets[1])
             if self.stat_sync is not None:
                 self.stat_sync([self.retnorm.low, self.retnorm.high])
-        actor_loss, critic_loss, metrics = self.loss(feat, action, reward, cont, critic_logits)
+        actor_loss, critic_loss, metrics = self.loss(feat, action, reward, cont, critic_logits, actor_out, targets)
         if actor_extra is not None:
             actor_loss = actor_loss + actor_extra
         self.actor_opt.zero_grad(set_to_none=True)

@@ -15,7 +15,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from agents.actions import ActionSpec
+from agents.actions import ActionSpec, PolicyDist
 from agents.actor_critic import ActorCritic, ActorCriticConfig
 from world_models.config import WorldModelConfig
 from world_models.rssm import State
@@ -121,6 +121,13 @@ class WorldModelAgent(nn.Module):
             parent, _, leaf = path.rpartition(".")
             delattr(self.get_submodule(parent) if parent else self, leaf)
 
+    def compile_networks(self, **options: Any) -> None:
+        """``torch.compile`` the world model's parts and every actor-critic's networks in place (weight names stay)."""
+        self.world_model.compile_parts(**options)
+        for ac in self.actor_critics().values():
+            for module in (ac.actor, ac.critic, ac.slow_critic):
+                module.compile(**options)
+
     def optimizers(self) -> dict[str, tuple[torch.optim.Optimizer, list[nn.Parameter]]]:
         """Every optimiser with the parameters it steps, by name (RLlib registers and checkpoints them)."""
         out: dict[str, tuple[torch.optim.Optimizer, list[nn.Parameter]]] = {
@@ -171,14 +178,21 @@ class DreamerAgent(WorldModelAgent):
         return {"actor_critic": self.actor_critic}
 
     def imagine(self, start: State) -> dict[str, torch.Tensor]:
-        """Imagined trajectories [N, H + 1, ...] from start states under the actor, without gradients."""
+        """Imagined trajectories [N, H + 1, ...] from start states under the actor, without gradients but for
+        ``actor_out``, the actor's outputs in each state: the actor's loss reuses them instead of a second pass."""
         rssm, actor_critic = self.world_model.rssm, self.actor_critic
+        outs: list[torch.Tensor] = []
+
+        def policy(state: State) -> torch.Tensor:
+            with torch.enable_grad():
+                outs.append(actor_critic.actor(rssm.feat(state)))
+            return PolicyDist(self.spec, outs[-1].detach(), actor_critic.config.unimix).sample()
+
         with torch.no_grad():
-            trajectory = self.world_model.imagine(lambda s: actor_critic.policy(rssm.feat(s)).sample(), start,
-                                                  self.config.horizon)
+            trajectory = self.world_model.imagine(policy, start, self.config.horizon)
             feat = rssm.feat(trajectory)
             return {"feat": feat, "action": trajectory["action"], "reward": self.world_model.reward(feat),
-                    "cont": self.world_model.cont(feat)}
+                    "cont": self.world_model.cont(feat), "actor_out": torch.stack(outs, 1)}
 
     def learn_in_imagination(self, start: State, terminal: torch.Tensor, post: State) -> dict[str, torch.Tensor]:
         trajectory = self.imagine(start)

@@ -22,7 +22,7 @@ from tqdm import tqdm
 
 from forethought.config import Config, ConfigError, env_kwargs, save_config
 from forethought.console import route_library_logs, stderr_to_log
-from forethought.signals import StopRequests, Stopped
+from forethought.signals import Stopped, StopRequests
 from forethought.tracking import Tracker
 
 CHECKPOINTS = "checkpoints"
@@ -84,7 +84,8 @@ def algorithm_config(config: Config) -> Any:
                   batch_length_T=train.batch_length, train_ratio=train.train_ratio,
                   replay_capacity=train.replay_capacity, recent_fraction=train.recent_fraction,
                   recent_window=train.recent_window, prefill_steps=train.prefill,
-                  learner_threads=scale.learner_threads, env_runner_threads=scale.env_runner_threads)
+                  learner_threads=scale.learner_threads, env_runner_threads=scale.env_runner_threads,
+                  compile_learner=train.compile)
     )
 
 
@@ -186,7 +187,7 @@ def _check_resume(config: Config, run_dir: Path) -> None:
     before = yaml.safe_load(path.read_text())
     now = config.model_dump(mode="json")
     ignore = {("train", "steps"), ("train", "log_every"), ("train", "checkpoint_every"), ("train", "eval_episodes"),
-              ("scale", "address"), ("scale", "learner_threads"), ("scale", "env_runner_threads"),
+              ("scale", "address"), ("scale", "learner_threads"), ("scale", "env_runner_threads"), ("train", "compile"),
               ("run", "wandb"), ("run", "project")}
     diffs = [f"{section}.{key}: {before.get(section, {}).get(key)!r} -> {value!r}"
              for section in ("env", "agent", "train", "scale", "run") for key, value in now[section].items()

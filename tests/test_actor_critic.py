@@ -158,3 +158,18 @@ def test_an_extra_actor_loss_trains_the_actor_alongside_its_own():
     with torch.no_grad():
         probs = ac.policy(feat[:, 0]).probs
     assert probs[0][:, 2].min() > 0.9 and probs[1][:, 0].min() > 0.9
+
+
+def test_actor_outputs_from_imagination_give_the_losses_of_a_second_pass():
+    torch.manual_seed(0)
+    ac = ActorCritic(6, ActionSpec.discrete(3), ActorCriticConfig(units=16, layers=1, bins=31))
+    feat = torch.randn(5, 4, 6)
+    action = torch.nn.functional.one_hot(torch.randint(0, 3, (5, 4)), 3).float()
+    reward, cont = torch.rand(5, 4), torch.ones(5, 4)
+    again = ac.loss(feat, action, reward, cont)
+    reused = ac.loss(feat, action, reward, cont, actor_out=ac.actor(feat))
+    for a, b in zip(again[:2], reused[:2], strict=True):
+        torch.testing.assert_close(a, b)
+    grads = [torch.autograd.grad(loss[0], list(ac.actor.parameters())) for loss in (again, reused)]
+    for a, b in zip(*grads, strict=True):
+        torch.testing.assert_close(a, b)

@@ -32,7 +32,7 @@ def test_env_runners_hold_only_what_acting_needs_and_get_the_learners_weights(ra
     assert (threads, learner_threads) == (1, 2)
     full = learner.state_dict()
     dropped = learner.training_only_modules()
-    assert "world_model.decoder" in dropped and "actor_critic.critic" in dropped or "manager.critic" in dropped
+    assert ("world_model.decoder" in dropped and "actor_critic.critic" in dropped) or "manager.critic" in dropped
     # the env runner has none of the critics, heads or decoder, and every weight it has is the learner's
     assert not [k for k in runner_state if any(k.startswith(part + ".") for part in dropped)]
     acting = {k for k in full if not any(k.startswith(part + ".") for part in dropped)}
@@ -40,3 +40,23 @@ def test_env_runners_hold_only_what_acting_needs_and_get_the_learners_weights(ra
     assert len(acting) < len(full)
     for key in acting:
         np.testing.assert_array_equal(runner_state[key], full[key].cpu().numpy(), err_msg=key)
+
+
+def test_train_compile_compiles_the_learners_networks_and_training_goes_on(ray_session, tmp_path):
+    config = load_config(["keydoor_vector", "debug"], [f"run.dir={tmp_path}", "scale.num_env_runners=0",
+                                                       "train.prefill=32", "train.rollout_length=32",
+                                                       "train.compile=true"])
+    register_env()
+    algo = algorithm_config(config).build_algo()
+    try:
+        for _ in range(3):
+            result = algo.train()
+        agent = algo.learner_agent()
+    finally:
+        algo.stop()
+    assert algo.counters["updates"] > 0
+    assert np.isfinite(result["learners"]["default_policy"]["world_model/loss"])
+    world_model, actor_critic = agent.world_model, agent.actor_critic
+    compiled = [world_model.encoder, world_model.decoder, actor_critic.actor, actor_critic.critic]
+    assert all(module._compiled_call_impl is not None for module in compiled)
+    assert not any(name.startswith("_orig_mod") or "._orig_mod" in name for name in agent.state_dict())

@@ -225,3 +225,15 @@ def test_corrupt_and_foreign_files_are_refused(tmp_path):
         WorldModel.from_file(path)
     with pytest.raises(CheckpointError, match="no world-model file"):
         WorldModel.from_file(tmp_path / "missing.pt")
+
+
+def test_posterior_from_the_embedding_projected_once_equals_the_one_layer_over_deter_and_embed():
+    torch.manual_seed(0)
+    model = WorldModel({"vector": (3,)}, 2, sized("debug"))
+    rssm = model.rssm
+    state, embed = rssm.initial(4), torch.randn(4, model.encoder.out_dim)
+    action, first = torch.zeros(4, 2), torch.zeros(4, dtype=torch.bool)
+    post, _ = rssm.obs_step(state, action, rssm.embed_projection(embed), first, sample=False, projected=True)
+    prior = rssm.img_step(state, action, sample=False)
+    logits = rssm.post_net(torch.cat([prior["deter"], embed], -1))  # the layer as a whole, on [deter, embed]
+    torch.testing.assert_close(post["logits"], rssm._latent(logits, sample=False)["logits"])

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from world_models.config import WorldModelConfig
@@ -65,11 +66,23 @@ class RSSM(nn.Module):
         deter = self.gru(x, state["deter"])
         return {"deter": deter, **self._latent(self.prior_net(deter), sample)}
 
+    def embed_projection(self, embed: torch.Tensor) -> torch.Tensor:
+        """The embedding's part of the posterior's first layer [..., hidden]; a sequence computes it for all
+        steps in one matrix product instead of one per step (the layer is linear in [deter, embed])."""
+        first: nn.Linear = self.post_net[0][0]  # type: ignore[index]
+        return F.linear(embed, first.weight[:, self.config.deter :])
+
+    def _post_logits(self, deter: torch.Tensor, projected: torch.Tensor) -> torch.Tensor:
+        first, norm = self.post_net[0][0], self.post_net[0][1]  # type: ignore[index]  # MLP: Linear, LayerNorm, SiLU
+        hidden = F.silu(norm(F.linear(deter, first.weight[:, : self.config.deter]) + projected))
+        return self.post_net[1](hidden)
+
     def obs_step(self, state: State, action: torch.Tensor, embed: torch.Tensor, is_first: torch.Tensor,
-                 sample: bool = True, init: State | None = None) -> tuple[State, State]:
+                 sample: bool = True, init: State | None = None, projected: bool = False) -> tuple[State, State]:
         """One step of the posterior: (posterior, prior) at an observation, resetting where ``is_first``.
 
-        ``init`` is ``initial(B)`` when the caller has it already (a sequence computes it once).
+        ``init`` is ``initial(B)`` when the caller has it already (a sequence computes it once); with
+        ``projected``, ``embed`` is already ``embed_projection(embed)``.
         """
         keep = (~is_first.bool()).float()
         init = self.initial(embed.shape[0]) if init is None else init
@@ -77,8 +90,8 @@ class RSSM(nn.Module):
                  for k, v in state.items()}
         action = action * keep.unsqueeze(-1)
         prior = self.img_step(state, action, sample)
-        post = {"deter": prior["deter"],
-                **self._latent(self.post_net(torch.cat([prior["deter"], embed], -1)), sample)}
+        projection = embed if projected else self.embed_projection(embed)
+        post = {"deter": prior["deter"], **self._latent(self._post_logits(prior["deter"], projection), sample)}
         return post, prior
 
     # --- sequences --------------------------------------------------------------------------
@@ -102,9 +115,11 @@ class RSSM(nn.Module):
         prev_actions = torch.cat([prev_action.unsqueeze(1), action[:, :-1]], 1)
         init = self.initial(batch)
         state = init if state is None else state
+        projection = self.embed_projection(embed)
         posts, priors = [], []
         for t in range(steps):
-            post, prior = self.obs_step(state, prev_actions[:, t], embed[:, t], is_first[:, t], sample, init)
+            post, prior = self.obs_step(state, prev_actions[:, t], projection[:, t], is_first[:, t], sample, init,
+                                        projected=True)
             posts.append(post)
             priors.append(prior)
             state = post

@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from world_models.config import WorldModelConfig
-from world_models.distributions import CategoricalLatent, TwoHot, kl_categorical, symexp, twohot_bins
+from world_models.distributions import CategoricalLatent, TwoHot, symexp, twohot_bins
 from world_models.networks import MLP, MultiDecoder, MultiEncoder
 from world_models.rssm import RSSM, State
 
@@ -150,9 +150,10 @@ class WorldModel(nn.Module):
             "world_model/loss_dyn": dyn.mean(),
             "world_model/loss_rep": rep.mean(),
             "world_model/kl": dyn_kl.mean(),
-            "world_model/post_entropy": CategoricalLatent(post["logits"], 0.0).entropy().mean(),
-            "world_model/prior_entropy": CategoricalLatent(prior["logits"], 0.0).entropy().mean(),
         })
+        with torch.no_grad():  # metrics only
+            values["world_model/post_entropy"] = CategoricalLatent(post["logits"], 0.0).entropy().mean()
+            values["world_model/prior_entropy"] = CategoricalLatent(prior["logits"], 0.0).entropy().mean()
         return total, values, post
 
     def update(self, batch: Mapping[str, torch.Tensor]) -> dict[str, float]:
@@ -285,7 +286,13 @@ def kl_balance(post_logits: torch.Tensor, prior_logits: torch.Tensor, free_nats:
     KL(post || sg(prior)) trains only the posterior. Each is clipped below at ``free_nats``, so
     steps already within that many nats give no gradient. Returns (dyn_kl, rep_kl, dyn, rep).
     """
-    # the logits in states are already mixed with the uniform distribution: no second mix here
-    dyn_kl = kl_categorical(post_logits.detach(), prior_logits, unimix=0.0)
-    rep_kl = kl_categorical(post_logits, prior_logits.detach(), unimix=0.0)
+    # the logits in states are already mixed with the uniform distribution: no second mix here, and one
+    # log-softmax per side serves both terms (they differ only in where the gradient goes)
+    if post_logits.shape != prior_logits.shape:
+        raise ValueError(f"kl_balance needs post and prior logits of one shape, got {tuple(post_logits.shape)} "
+                         f"and {tuple(prior_logits.shape)}")
+    post, prior = torch.log_softmax(post_logits, -1), torch.log_softmax(prior_logits, -1)
+    post_probs = post.exp()
+    dyn_kl = (post_probs.detach() * (post.detach() - prior)).sum((-2, -1))
+    rep_kl = (post_probs * (post - prior.detach())).sum((-2, -1))
     return dyn_kl, rep_kl, dyn_kl.clamp(min=free_nats), rep_kl.clamp(min=free_nats)

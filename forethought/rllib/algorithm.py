@@ -58,6 +58,7 @@ class ForethoughtConfig(AlgorithmConfig):
         self.prefill_steps = 1000
         self.learner_threads = 1
         self.env_runner_threads = 1
+        self.compile_learner = False
         self.rollout_fragment_length = 64
         self.enable_rl_module_and_learner = True
         self.enable_env_runner_and_connector_v2 = True
@@ -67,6 +68,7 @@ class ForethoughtConfig(AlgorithmConfig):
                  replay_capacity: Any = NotProvided, recent_fraction: Any = NotProvided,
                  recent_window: Any = NotProvided, prefill_steps: Any = NotProvided,
                  learner_threads: Any = NotProvided, env_runner_threads: Any = NotProvided,
+                 compile_learner: Any = NotProvided,
                  **kwargs: Any) -> ForethoughtConfig:
         super().training(**kwargs)
         for name, value in locals().items():

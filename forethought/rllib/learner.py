@@ -49,6 +49,8 @@ class AgentLearner(TorchLearner):
         if threads:
             torch.set_num_threads(threads)
         super().build()
+        if getattr(self.config, "compile_learner", False):
+            self.module[DEFAULT_MODULE_ID].unwrapped().agent.compile_networks()
 
     def configure_optimizers_for_module(self, module_id: str, config: Any = None) -> None:
         agent = self.module[module_id].unwrapped().agent
