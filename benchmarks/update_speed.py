@@ -20,6 +20,7 @@ repeat, each repeat timing ``--updates`` updates per side.
     python -m benchmarks.update_speed                     # XS, 5 repeats of 3 updates per side
     python -m benchmarks.update_speed --quick             # XXS, 2 repeats of 1 update
     python -m benchmarks.update_speed --size S --device cuda --threads 4
+    python -m benchmarks.update_speed --presets keydoor_vector cartpole --baseline 1404872 --compiled
 """
 
 from __future__ import annotations
@@ -142,7 +143,19 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=2, help="untimed updates per side first (default 2)")
     parser.add_argument("--threads", type=int, help="torch threads for both sides (default: torch's own)")
     parser.add_argument("--device", default="auto", help="cpu, cuda or auto (default: cuda when available)")
+    parser.add_argument("--presets", nargs="+", metavar="PRESET",
+                        help="instead of the RLlib comparison: time these shipped presets through learner_group.update"
+                             " (eager, and compiled with --compiled), e.g. keydoor_vector cartpole pinpad_vector "
+                             "pinpad_vector_director")
+    parser.add_argument("--baseline", metavar="REV", help="with --presets: also time commit REV (a git worktree)")
+    parser.add_argument("--compiled", action="store_true", help="with --presets: also time train.compile=true")
     args = parser.parse_args()
+    if args.presets:
+        from benchmarks.learner_timing import run_presets
+
+        run_presets(args.presets, args.baseline, args.compiled, args.threads or 1, args.repeats or (2 if args.quick
+                    else 5), args.updates or (2 if args.quick else 5), args.quick)
+        return
 
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     import numpy as np

@@ -123,6 +123,9 @@ class TrainConfig(Section):
     """Env steps between checkpoints."""
     eval_episodes: int = Field(5, ge=0)
     """Episodes of the greedy policy evaluated at the end of training."""
+    sample_beside_learning: bool = True
+    """Remote env runners collect the next fragment while the learner trains (the train ratio is still held:
+    a fragment's updates are made in the round after it arrives); False takes turns, sampling then training."""
     compile: bool = False
     """torch.compile the learner's networks (world-model parts, actors and critics). Off by default: on 2 CPU
     cores it did not make the key-door update faster (benchmarks/update_speed.py --presets); try it on a GPU."""

@@ -85,7 +85,7 @@ def algorithm_config(config: Config) -> Any:
                   replay_capacity=train.replay_capacity, recent_fraction=train.recent_fraction,
                   recent_window=train.recent_window, prefill_steps=train.prefill,
                   learner_threads=scale.learner_threads, env_runner_threads=scale.env_runner_threads,
-                  compile_learner=train.compile)
+                  compile_learner=train.compile, sample_beside_learning=train.sample_beside_learning)
     )
 
 

@@ -60,3 +60,26 @@ def test_train_compile_compiles_the_learners_networks_and_training_goes_on(ray_s
     compiled = [world_model.encoder, world_model.decoder, actor_critic.actor, actor_critic.critic]
     assert all(module._compiled_call_impl is not None for module in compiled)
     assert not any(name.startswith("_orig_mod") or "._orig_mod" in name for name in agent.state_dict())
+
+
+@pytest.mark.parametrize("beside", [True, False])
+def test_env_runners_sample_the_next_fragment_while_the_learner_trains_and_the_ratio_is_held(
+        ray_session, tmp_path, beside):
+    config = load_config(["keydoor_vector", "debug"], [f"run.dir={tmp_path}", "scale.num_cpus=1", "train.prefill=32",
+                                                       "train.rollout_length=32",
+                                                       f"train.sample_beside_learning={str(beside).lower()}"])
+    register_env()
+    algo = algorithm_config(config).build_algo()
+    try:
+        in_flight = []
+        for _ in range(6):
+            algo.train()
+            counters = dict(algo.counters)
+            in_flight.append(algo._in_flight)
+            # every round ends with the updates its env steps are owed: replayed / env steps is the train ratio
+            assert counters["replayed_steps"] == counters["env_steps"] * 8 - (counters["env_steps"] * 8) % 64
+    finally:
+        algo.stop()
+    assert counters["updates"] > 0 and counters["env_steps"] == 6 * 32
+    # between rounds, the next fragment is already being sampled (after the random-action prefill)
+    assert in_flight == ([0] + [32] * 5 if beside else [0] * 6)

@@ -59,6 +59,7 @@ class ForethoughtConfig(AlgorithmConfig):
         self.learner_threads = 1
         self.env_runner_threads = 1
         self.compile_learner = False
+        self.sample_beside_learning = True
         self.rollout_fragment_length = 64
         self.enable_rl_module_and_learner = True
         self.enable_env_runner_and_connector_v2 = True
@@ -68,7 +69,7 @@ class ForethoughtConfig(AlgorithmConfig):
                  replay_capacity: Any = NotProvided, recent_fraction: Any = NotProvided,
                  recent_window: Any = NotProvided, prefill_steps: Any = NotProvided,
                  learner_threads: Any = NotProvided, env_runner_threads: Any = NotProvided,
-                 compile_learner: Any = NotProvided,
+                 compile_learner: Any = NotProvided, sample_beside_learning: Any = NotProvided,
                  **kwargs: Any) -> ForethoughtConfig:
         super().training(**kwargs)
         for name, value in locals().items():
@@ -107,6 +108,7 @@ class ForethoughtAlgorithm(Algorithm):
         self._carry: dict[str, float] = {}  # reward on arrival at the next chunk's first observation
         self._running: dict[str, list[float]] = {}  # return and length so far of unfinished episodes
         self.recent_episodes: deque[tuple[float, int]] = deque(maxlen=100)  # (return, length) of finished ones
+        self._in_flight = 0  # env steps of the round being sampled beside learning
 
     # --- data ---------------------------------------------------------------------------------
     def _store(self, episodes: list[Any]) -> int:
@@ -132,19 +134,46 @@ class ForethoughtAlgorithm(Algorithm):
         return added
 
     # --- the loop -----------------------------------------------------------------------------
-    def training_step(self) -> None:
+    def _launch_round(self) -> None:
+        """Ask every healthy remote env runner for its next fragment, without waiting for it."""
         c = self.config
-        prefill = self.counters["env_steps"] < c.prefill_steps
+        runners = self.env_runner_group.foreach_env_runner_async(
+            lambda runner: (runner.sample(), runner.get_metrics()), tag="round")
+        self._in_flight = runners * c.rollout_fragment_length * c.num_envs_per_env_runner
+
+    def _collect_round(self) -> None:
+        """Wait for the fragments in flight and store them (runners that failed meanwhile send nothing)."""
+        results = [result for _, result in self.env_runner_group.fetch_ready_async_reqs(
+            tags="round", timeout_seconds=self.config.sample_timeout_s)]
+        self._in_flight = 0
+        self.metrics.aggregate([metrics for _, metrics in results], key=ENV_RUNNER_RESULTS)
+        self.counters["env_steps"] += self._store([episode for episodes, _ in results for episode in episodes])
+
+    def _sample_round(self, random_actions: bool) -> None:
+        """Sample one round from every env runner (or the local one), wait for it and store it."""
+        c = self.config
         episodes, runner_results = synchronous_parallel_sample(
             worker_set=self.env_runner_group,
             max_env_steps=c.rollout_fragment_length * c.num_envs_per_env_runner * max(1, c.num_env_runners),
-            random_actions=prefill, sample_timeout_s=c.sample_timeout_s,
+            random_actions=random_actions, sample_timeout_s=c.sample_timeout_s,
             _uses_new_env_runners=True, _return_metrics=True,
         )
         self.metrics.aggregate(runner_results, key=ENV_RUNNER_RESULTS)
         self.counters["env_steps"] += self._store(episodes)
 
-        target = c.train_ratio * self.counters["env_steps"]
+    def training_step(self) -> None:
+        c = self.config
+        prefill = self.counters["env_steps"] < c.prefill_steps
+        # beside learning: remote env runners collect the next fragments while the learner trains on what replay
+        # holds, and the updates owed for the steps in flight are made meanwhile, so that once they arrive the
+        # ratio of replayed to env steps is the configured one
+        beside = c.sample_beside_learning and not prefill and self.env_runner_group.num_remote_workers() > 0
+        if not beside:
+            self._sample_round(random_actions=prefill)
+        elif not self._in_flight:
+            self._launch_round()
+
+        target = c.train_ratio * (self.counters["env_steps"] + (self._in_flight if beside else 0))
         step_size = c.batch_size_B * c.batch_length_T
         trained = False
         while (not prefill or self.counters["env_steps"] >= c.prefill_steps) and self.replay.can_sample(
@@ -156,8 +185,12 @@ class ForethoughtAlgorithm(Algorithm):
             self.counters["replayed_steps"] += step_size
             self.counters["updates"] += 1
             trained = True
+        if beside:
+            self._collect_round()
         if trained:
             self.env_runner_group.sync_weights(from_worker_or_learner_group=self.learner_group, inference_only=True)
+        if beside:
+            self._launch_round()  # with the new weights; it runs during the next round's updates
         ratio = self.counters["replayed_steps"] / max(self.counters["env_steps"], 1)
         self.metrics.log_value("perf/train_ratio", ratio, window=1)
         self.metrics.log_value("replay/steps", len(self.replay), window=1)
