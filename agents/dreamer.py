@@ -191,8 +191,10 @@ class DreamerAgent(WorldModelAgent):
         with torch.no_grad():
             trajectory = self.world_model.imagine(policy, start, self.config.horizon)
             feat = rssm.feat(trajectory)
-            return {"feat": feat, "action": trajectory["action"], "reward": self.world_model.reward(feat),
-                    "cont": self.world_model.cont(feat), "actor_out": torch.stack(outs, 1)}
+            out = {"feat": feat, "action": trajectory["action"], "reward": self.world_model.reward(feat),
+                   "cont": self.world_model.cont(feat)}
+        out["actor_out"] = torch.stack(outs, 1)  # outside no_grad: the stack keeps the actor's gradient path
+        return out
 
     def learn_in_imagination(self, start: State, terminal: torch.Tensor, post: State) -> dict[str, torch.Tensor]:
         trajectory = self.imagine(start)

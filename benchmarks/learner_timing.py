@@ -58,16 +58,17 @@ def _batch(config: Any, seed: int) -> dict[str, Any]:
 
 
 def worker(preset: str, overrides: list[str], threads: int, seed: int) -> None:
-    """Build the algorithm of ``preset`` (names joined by commas stack) in this process's source tree and time updates on request."""
+    """Build the algorithm of ``preset`` (names joined by commas stack) in this process's source tree and time
+    updates on request."""
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    import logging
+
     import ray
     import torch
     from ray.rllib.policy.sample_batch import SampleBatch
 
     from forethought.config import load_config
     from forethought.train import algorithm_config, register_env
-
-    import logging
 
     logging.getLogger("ray").setLevel(logging.ERROR)  # RLlib's start-up notes, once per side
     config = load_config(preset.split(","), [*overrides, "scale.num_env_runners=0", "run.wandb=disabled"])
@@ -179,7 +180,7 @@ def run_presets(presets: list[str], baseline: str | None, compiled: bool, thread
     print_table(table, ["preset", "side", "params", "updates/s", "range", "first update s", "over baseline"])
     print(f"\n{threads} torch thread(s), {repeats} repeats x {updates} updates per side, sides alternating; "
           "excluded: Ray start, algorithm build and the first update (compile time, shown)")
-    path = write_results("update_speed_presets", rows, {
+    path = write_results("update_speed_presets-quick" if quick else "update_speed_presets", rows, {
         "baseline": baseline, "threads": threads, "repeats": repeats, "updates_per_repeat": updates,
         "path": "learner_group.update on a fixed batch of random-action env steps, no env runners",
         "excluded": "Ray start, algorithm build, the first update (compile time, in first_update_s)"})

@@ -215,6 +215,30 @@ def _record(algo: Any, result: dict[str, Any], step: int, seconds: float, start_
     return {k: (None if isinstance(v, float) and not np.isfinite(v) else v) for k, v in record.items()}
 
 
+def _report_and_evaluate(config: Config, algo: Any, progress: bool, tracker: Tracker) -> float | None:
+    """Write the report (open-loop predictions, decoded goals) and evaluate the greedy policy; the greedy
+    return, or None when train.eval_episodes is 0."""
+    import torch
+
+    agent = algo.learner_agent()
+    # the report and the evaluation run the networks at other batch sizes: eagerly, not recompiled for them
+    with torch.compiler.set_stance("force_eager"):
+        if algo.replay.can_sample(config.train.batch_length):
+            from forethought.report import write_report
+
+            batch = algo.replay.sample(4, config.train.batch_length)
+            paths = write_report(agent, batch, Path(config.run.dir) / "report", config.eval.video_format,
+                                 config.eval.video_fps)
+            print(f"report: {', '.join(str(p) for p in paths)}")
+        if not config.train.eval_episodes:
+            return None
+        from forethought.evaluate import evaluate
+
+        report = evaluate(config, progress=progress, agent=agent, episodes=config.train.eval_episodes, save=False)
+    tracker.summary({"eval/return": report["return"]["mean"], "eval/return_std": report["return"]["std"]})
+    return float(report["return"]["mean"])
+
+
 def train(config: Config, progress: bool = True) -> dict[str, Any]:
     """Train (or resume) the configured run and evaluate it; returns the final record."""
     run_dir = Path(config.run.dir)
@@ -280,21 +304,9 @@ def train(config: Config, progress: bool = True) -> dict[str, Any]:
         last = latest_checkpoint(run_dir)
         raise Stopped(stop.signum, f"stopped by {stop.name} at env step {step:,}; checkpoint {last or 'none'}; "
                                    "run the same command to resume")
-    agent = algo.learner_agent()
-    if algo.replay.can_sample(config.train.batch_length):
-        from forethought.report import write_report
-
-        # what the agent makes of replayed data (open-loop predictions, decoded goals), to look at
-        batch = algo.replay.sample(4, config.train.batch_length)
-        paths = write_report(agent, batch, run_dir / "report", config.eval.video_format, config.eval.video_fps)
-        print(f"report: {', '.join(str(p) for p in paths)}")
-    greedy = None
-    if config.train.eval_episodes:
-        from forethought.evaluate import evaluate
-
-        report = evaluate(config, progress=progress, agent=agent, episodes=config.train.eval_episodes, save=False)
-        greedy = record["eval/return"] = report["return"]["mean"]
-        tracker.summary({"eval/return": report["return"]["mean"], "eval/return_std": report["return"]["std"]})
+    greedy = _report_and_evaluate(config, algo, progress, tracker)
+    if greedy is not None:
+        record["eval/return"] = greedy
     record["summary"] = {
         "env_steps": step, "wall_s": time.perf_counter() - start, "env_steps_per_s": record.get("perf/env_steps_per_s")
         or 0.0, "updates": int(algo.counters["updates"]), "exploring_return": record.get("episode/return"),

@@ -45,8 +45,11 @@ def categorical_index(probs: Tensor, generator: torch.Generator | None = None) -
     """Class indices ``[...]`` drawn from probabilities ``[..., K]`` by inverse CDF, with one uniform number per
     draw (``torch.multinomial`` draws one exponential number per class and is several times slower)."""
     cdf = probs.detach().cumsum(-1)
-    u = torch.rand((*probs.shape[:-1], 1), generator=generator, device=probs.device, dtype=cdf.dtype)
-    return (cdf <= u * cdf[..., -1:]).sum(-1).clamp_(max=probs.shape[-1] - 1)
+    last = cdf[..., -1:]
+    # rand_like when no generator is given: torch.compile traces it with symbolic shapes, rand(shape) not
+    u = torch.rand_like(last) if generator is None else torch.rand(last.shape, generator=generator,
+                                                                    device=last.device, dtype=last.dtype)
+    return (cdf <= u * last).sum(-1).clamp_(max=probs.shape[-1] - 1)
 
 
 def twohot_bins(num_bins: int = 255, low: float = -20.0, high: float = 20.0) -> Tensor:
@@ -79,19 +82,24 @@ def twohot_encode(y: Tensor, bins: Tensor) -> Tensor:
     The weight is split between the two neighbouring bins by linear interpolation, so the expected
     bin value equals ``y`` exactly; values outside ``[bins[0], bins[-1]]`` put all weight on the end bin.
     """
+    below, weight_above = _twohot_neighbours(y, bins)
+    num_bins = bins.shape[0]
+    lower = F.one_hot(below, num_bins).to(y.dtype) * (1 - weight_above).unsqueeze(-1)
+    upper = F.one_hot(below + 1, num_bins).to(y.dtype) * weight_above.unsqueeze(-1)
+    return lower + upper
+
+
+def _twohot_neighbours(y: Tensor, bins: Tensor) -> tuple[Tensor, Tensor]:
+    """The index of the bin below each ``y [...]`` and the weight of the one above it: the two-hot code's
+    only two non-zero entries."""
     _check_bins(bins)
     bins = bins.to(device=y.device, dtype=y.dtype).contiguous()
-    num_bins = bins.shape[0]
     y = y.clamp(bins[0], bins[-1])
     # Index of the last bin <= y, capped at K - 2 so the top bin is reached as the "above" neighbour
     # with weight 1; y exactly on bin k therefore gets weight 1 on k and no division by zero occurs.
-    below = (torch.searchsorted(bins, y.detach().contiguous(), right=True) - 1).clamp(0, num_bins - 2)
-    above = below + 1
-    weight_above = (y - bins[below]) / (bins[above] - bins[below])
-    weight_below = 1 - weight_above
-    lower = F.one_hot(below, num_bins).to(y.dtype) * weight_below.unsqueeze(-1)
-    upper = F.one_hot(above, num_bins).to(y.dtype) * weight_above.unsqueeze(-1)
-    return lower + upper
+    below = (torch.searchsorted(bins, y.detach().contiguous(), right=True) - 1).clamp(0, bins.shape[0] - 2)
+    low, high = bins[below], bins[below + 1]
+    return below, (y - low) / (high - low)
 
 
 def _symmetric_sum(values: Tensor) -> Tensor:
@@ -152,8 +160,10 @@ class TwoHot:
         # The target is a label: gradients go to the logits only. log_softmax (not log of softmax)
         # keeps bins with vanishing probability finite, and symlog + clamping in the encoder keeps
         # huge or infinite targets on the end bin.
-        weights = twohot_encode(symlog(target.detach().to(self.logits.dtype)), self.bins)
-        return (weights * self._log_probs).sum(-1)
+        # the two-hot code has two non-zero entries: gather them instead of a dense [..., K] product
+        below, weight_above = _twohot_neighbours(symlog(target.detach().to(self.logits.dtype)), self.bins)
+        pair = self._log_probs.gather(-1, torch.stack([below, below + 1], -1))
+        return (1 - weight_above) * pair[..., 0] + weight_above * pair[..., 1]
 
 
 class CategoricalLatent:
