@@ -151,7 +151,9 @@ def run_presets(presets: list[str], baseline: str | None, compiled: bool, thread
     trees = {"here": ROOT, **({f"baseline {baseline}": worktree(baseline)} if baseline else {})}
     rows, table = [], []
     for preset in presets:
-        settings = [(name, tree, []) for name, tree in trees.items()]
+        # this checkout's sides name the switch; an older commit may not know it (it has no compile switch)
+        settings = [(name, tree, ["train.compile=false"] if tree == ROOT else []) for name, tree in trees.items()]
+        settings[0] = ("here eager", *settings[0][1:])
         if compiled:
             settings.insert(1, ("here compiled", ROOT, ["train.compile=true"]))
         stack = f"{preset},debug" if quick else preset  # --quick: the debug sizes, a smoke test of the machinery
