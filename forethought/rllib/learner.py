@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import shutil
 from typing import Any
 
 import torch
@@ -50,7 +52,12 @@ class AgentLearner(TorchLearner):
             torch.set_num_threads(threads)
         super().build()
         if getattr(self.config, "compile_learner", False):
-            self.module[DEFAULT_MODULE_ID].unwrapped().agent.compile_networks()
+            if self._device.type == "cpu" and not any(shutil.which(cc) for cc in ("c++", "g++", "clang++")):
+                # inductor writes C++ for the CPU: without a compiler the first update would fail
+                logging.getLogger(__name__).warning("train.compile: no C++ compiler on this machine; the learner "
+                                                    "runs eagerly")
+            else:
+                self.module[DEFAULT_MODULE_ID].unwrapped().agent.compile_networks()
 
     def configure_optimizers_for_module(self, module_id: str, config: Any = None) -> None:
         agent = self.module[module_id].unwrapped().agent
