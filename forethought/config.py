@@ -241,6 +241,7 @@ def merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+_FLOAT = re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+$")
 _OVERRIDE = re.compile(r"^([A-Za-z_][\w]*(?:\.[A-Za-z_][\w]*)*)=(.*)$", re.DOTALL)
 
 
@@ -252,6 +253,8 @@ def parse_override(text: str) -> dict[str, Any]:
     path, raw = match.groups()
     try:
         value = yaml.safe_load(raw) if raw.strip() else ""
+        if isinstance(value, str) and _FLOAT.match(value.strip()):
+            value = float(value)  # YAML 1.1 reads 3e-4 (no dot) as a string; a user means the number
     except yaml.YAMLError as error:
         raise ConfigError(f"override '{text}' has a value that is not valid YAML: {error}") from error
     nested: dict[str, Any] = {}

@@ -32,6 +32,41 @@ class TrainingError(RuntimeError):
     """Training cannot go on (e.g. NaN losses); the message names the step and the last checkpoint."""
 
 
+def _check_override_types(agent: Any) -> None:
+    """Refuse an agent override whose value is not of its field's type (a number given as text, say)."""
+    import dataclasses
+
+    from agents.actor_critic import ActorCriticConfig
+    from agents.director import DirectorConfig
+    from agents.goals import GoalConfig
+    from world_models.config import WorldModelConfig
+
+    hierarchy = {f.name: f for f in dataclasses.fields(DirectorConfig) if not dataclasses.is_dataclass(f.default)}
+    sections = {"world_model": WorldModelConfig(), "actor_critic": ActorCriticConfig(), "manager": ActorCriticConfig(),
+                "worker": ActorCriticConfig(), "goal": GoalConfig()}
+    for section, overrides in (("world_model", agent.world_model), ("actor_critic", agent.actor_critic),
+                               ("manager", agent.manager), ("worker", agent.worker), ("goal", agent.goal),
+                               ("hierarchy", agent.hierarchy)):
+        for key, value in overrides.items():
+            if section == "hierarchy":
+                default = hierarchy[key].default if key in hierarchy else None
+            else:
+                default = getattr(sections[section], key, None)
+            if default is None:
+                continue  # unknown names are refused with the valid ones when the config is built
+            kind = type(default)
+            number = isinstance(value, (int, float)) and not isinstance(value, bool)
+            if kind in (int, float):
+                fits = number and (kind is float or isinstance(value, int))
+            else:
+                fits = isinstance(value, kind)
+            if fits:
+                continue
+            article = "an" if kind.__name__[0] in "aeiou" else "a"
+            raise ConfigError(f"bad value {value!r} for config field 'agent.{section}.{key}': expected {article} "
+                              f"{kind.__name__}, like its default {default!r}")
+
+
 def _agent_config(config: Config) -> Any:
     """The agent's config (DreamerConfig or DirectorConfig) from the ``agent`` section."""
     import dataclasses
@@ -42,6 +77,7 @@ def _agent_config(config: Config) -> Any:
     from world_models.config import sized
 
     agent = config.agent
+    _check_override_types(agent)
     if agent.name == "dreamer":
         unused = [key for key in ("manager", "worker", "goal", "hierarchy") if getattr(agent, key)]
         if unused:

@@ -140,3 +140,17 @@ def test_saved_config_round_trips(tmp_path):
 def test_every_field_is_documented():
     for name, _, doc in describe_fields():
         assert doc, f"config field {name} has no docstring"
+
+
+def test_numbers_in_exponent_form_are_numbers_and_agent_overrides_of_the_wrong_type_are_refused():
+    from forethought.config import ConfigError, parse_override
+    from forethought.train import _agent_config
+
+    assert parse_override("agent.actor_critic.actor_lr=3e-4") == {"agent": {"actor_critic": {"actor_lr": 3e-4}}}
+    config = load_config(["cartpole"], ["agent.actor_critic.actor_lr=3e-4", "agent.world_model.units=64"])
+    assert _agent_config(config).actor_critic.actor_lr == 3e-4
+    with pytest.raises(ConfigError, match=r"bad value 'fast' for config field 'agent.actor_critic.actor_lr': "
+                                          r"expected a float"):
+        _agent_config(load_config(["cartpole"], ["agent.actor_critic.actor_lr=fast"]))
+    with pytest.raises(ConfigError, match=r"'agent.world_model.units': expected an int"):
+        _agent_config(load_config(["cartpole"], ["agent.world_model.units=1.5"]))
