@@ -8,7 +8,7 @@ TORCH_CPU_VERSION ?= 2.13.0
 HAS_GPU := $(shell command -v nvidia-smi >/dev/null 2>&1 && echo yes)
 PIP := $(BIN)/python -m pip install --disable-pip-version-check
 
-.PHONY: run test test-slow lint install
+.PHONY: run test test-slow test-guard lint install
 run: $(VENV)/.installed
 	$(BIN)/forethought train -c keydoor_vector
 
@@ -17,6 +17,10 @@ test: $(VENV)/.installed lint
 
 test-slow: $(VENV)/.installed
 	$(BIN)/python -m pytest -m slow
+
+# the learning tests .ci/run runs after the suite (those that pass reliably on 2 cores)
+test-guard: $(VENV)/.installed
+	$(BIN)/python -m pytest -m slow -k "key_door" tests/test_learning.py
 
 lint: $(VENV)/.installed
 	$(BIN)/ruff check .

@@ -51,8 +51,8 @@ def main() -> None:
         results = []
         for rev in (args.before, args.after):
             tree, out = worktree(rev), Path(work) / f"{len(results)}.pt"
-            subprocess.run([sys.executable, "-c", SIDE, str(out)], cwd=tree, env={**os.environ, "PYTHONPATH": str(tree)},
-                           check=True)
+            subprocess.run([sys.executable, "-c", SIDE, str(out)], cwd=tree,
+                           env={**os.environ, "PYTHONPATH": str(tree)}, check=True)
             results.append(torch.load(out))
     (a, b) = results
     print(f"loss: {args.before} {a['loss']!r}, {args.after} {b['loss']!r}, equal: {a['loss'] == b['loss']}")
