@@ -34,12 +34,17 @@ def route_library_logs(run_dir: Path) -> None:
     """Send the library loggers (and Python warnings) to the run's log file instead of the console."""
     handler = logging.FileHandler(log_path(run_dir))
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.forethought_run_log = True  # type: ignore[attr-defined]
     logging.captureWarnings(True)
     for name in LIBRARY_LOGGERS:
         logger = logging.getLogger(name)
         for old in list(logger.handlers):
-            if isinstance(old, logging.StreamHandler) and not isinstance(old, logging.FileHandler):
+            # console handlers go, and so does an earlier run's log file (several runs in one process)
+            if getattr(old, "forethought_run_log", False) or (
+                    isinstance(old, logging.StreamHandler) and not isinstance(old, logging.FileHandler)):
                 logger.removeHandler(old)
+                if isinstance(old, logging.FileHandler):
+                    old.close()
         logger.addHandler(handler)
         logger.propagate = False
 

@@ -281,9 +281,9 @@ def train(config: Config, progress: bool = True) -> dict[str, Any]:
     _check_resume(config, run_dir)
     check_setup(config)
     save_config(config, run_dir / "config.yaml")
-    route_library_logs(run_dir)
     with stderr_to_log(run_dir):  # Ray's and RLlib's start-up notes, some printed by native code
         start_ray(config)
+        route_library_logs(run_dir)  # after Ray's import, which gives its logger a console handler
         register_env()
         algo = algorithm_config(config).build_algo()
     print(f"replay: {config.train.replay_capacity:,} steps, {algo.replay.nbytes / 2**20:,.1f} MiB allocated")

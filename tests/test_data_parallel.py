@@ -32,6 +32,10 @@ def test_two_learners_stay_in_sync_and_would_drift_without_averaging(ray_session
             algo.train()
         first, second = (r.get() for r in algo.learner_group.foreach_learner(_checksums))
         assert first == second
+        # the whole agent, fetched from the remote learners for the report and the evaluation
+        agent = algo.learner_agent()
+        sums = [float(sum(p.double().sum() for p in params)) for _, params in agent.optimizers().values()]
+        assert sums == first["params"]
         # the control: without averaging, the learners' different shards pull them apart
         algo.learner_group.foreach_learner(_unsync)
         updates = algo.counters["updates"]
