@@ -13,7 +13,7 @@ import itertools
 import re
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationError
@@ -151,10 +151,12 @@ class ScaleConfig(Section):
     """GPUs per learner (or for the driver's learner when num_learners is 0)."""
     num_cpus: int = Field(0, ge=0)
     """CPUs of a local Ray; 0 lets Ray count them."""
-    learner_threads: int = Field(1, ge=0)
-    """Torch threads of each learner process (the driver's, when num_learners is 0); 0 keeps torch's default
-    (one per core). One thread keeps the pace when other processes share the machine: several threads that
-    wait on each other at every operation slow down many times over as soon as one of them is descheduled."""
+    learner_threads: Annotated[int, Field(ge=0)] | Literal["auto"] = "auto"
+    """Torch threads of each learner process (the driver's, when num_learners is 0): a number, 0 for torch's
+    default (one per core), or 'auto' (default): the learner times its updates and every 200 updates tries half
+    and double its count (within the cores it may use), keeping the fastest. Several threads wait for each
+    other at every operation: they pay on an idle machine and slow down many times over as soon as another
+    busy process shares the cores, so no fixed count suits both (forethought/threads.py)."""
     env_runner_threads: int = Field(1, ge=0)
     """Torch threads of each env runner process; 0 keeps torch's default."""
 
@@ -283,14 +285,21 @@ def validate(data: dict[str, Any]) -> Config:
     try:
         return Config.model_validate(data)
     except ValidationError as error:
-        first = error.errors()[0]
-        names = [str(part) for part in itertools.takewhile(lambda part: isinstance(part, str), first["loc"])]
-        items = first["loc"][len(names) :]
-        value = functools.reduce(lambda node, key: node[key], names, data)
+        errors = error.errors()
+        first = errors[0]
+        names, value = [], data  # the field's path: the location's keys that the data has
+        for part in first["loc"]:
+            if not (isinstance(part, str) and isinstance(value, dict) and part in value):
+                break
+            names.append(part)
+            value = value[part]
+        items = [part for part in first["loc"][len(names) :] if isinstance(part, int)]
         if items and first["type"] == "missing":
             reason = f"too few items (item {items[0]} is missing)"
-        else:
-            reason = first["msg"] + (f" (item {items[0]})" if items else "")
+        else:  # a field of several types gets one error per type: "..., or 'auto'"
+            messages = list(dict.fromkeys(e["msg"] for e in errors if list(e["loc"][: len(names)]) == names))
+            reason = messages[0] + "".join(", or " + m.removeprefix("Input should be ") for m in messages[1:])
+            reason += f" (item {items[0]})" if items else ""
         raise ConfigError(f"bad value {value!r} for config field '{'.'.join(names)}': {reason}") from None
 
 

@@ -93,6 +93,9 @@ def test_unknown_key_names_the_valid_keys():
         ("env.time_limit=-1", "env.time_limit", "greater than or equal to 0"),
         ("env.image_size=[64]", "env.image_size", "too few items"),
         ("env.image_size=[64, -2]", "env.image_size", "greater than 0 (item 1)"),
+        ("scale.learner_threads=fast", "scale.learner_threads", "valid integer, unable to parse string as an "
+                                                                "integer, or 'auto'"),
+        ("scale.learner_threads=-1", "scale.learner_threads", "greater than or equal to 0, or 'auto'"),
     ],
 )
 def test_bad_value_names_field_value_and_what_is_accepted(override, field, accepted):

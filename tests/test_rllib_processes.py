@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from forethought.config import load_config
+from forethought.threads import usable_cores
 from forethought.train import algorithm_config, register_env
 
 
@@ -55,7 +56,10 @@ def test_train_compile_compiles_the_learners_networks_and_training_goes_on(ray_s
     finally:
         algo.stop()
     assert algo.counters["updates"] > 0
-    assert np.isfinite(result["learners"]["default_policy"]["world_model/loss"])
+    learner = result["learners"]["default_policy"]
+    assert np.isfinite(learner["world_model/loss"])
+    # scale.learner_threads is 'auto' by default: the count each update ran with is a metric
+    assert 1 <= learner["perf/learner_threads"] <= usable_cores()
     world_model, actor_critic = agent.world_model, agent.actor_critic
     compiled = [world_model.encoder, world_model.decoder, actor_critic.actor, actor_critic.critic]
     assert all(module._compiled_call_impl is not None for module in compiled)

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import logging
 import shutil
+import time
 from typing import Any
 
 import torch
 from ray.rllib.core import DEFAULT_MODULE_ID
 from ray.rllib.core.learner.torch.torch_learner import TorchLearner
+
+from forethought.threads import ThreadTuner, usable_cores
 
 BATCH_KEYS = ("action", "reward", "is_first", "is_terminal")
 
@@ -45,11 +48,13 @@ class AgentLearner(TorchLearner):
     """Calls the agent's own update; RLlib keeps the optimisers' state in its checkpoints."""
 
     def build(self) -> None:
-        # the learner's process computes with a fixed number of torch threads (see ScaleConfig); set here, after
-        # the driver's own env runner (if any) was built, so that the driver's learner gets the learner's count
-        threads = int(getattr(self.config, "learner_threads", 0))
-        if threads:
-            torch.set_num_threads(threads)
+        # the learner's process computes with a fixed number of torch threads, or with the count its tuner finds
+        # fastest (see ScaleConfig); set here, after the driver's own env runner (if any) was built, so that the
+        # driver's learner gets the learner's count
+        threads = getattr(self.config, "learner_threads", 0)
+        self.thread_tuner = ThreadTuner(usable_cores(), torch.set_num_threads) if threads == "auto" else None
+        if threads != "auto" and int(threads):
+            torch.set_num_threads(int(threads))
         super().build()
         if getattr(self.config, "compile_learner", False):
             if self._device.type == "cpu" and not any(shutil.which(cc) for cc in ("c++", "g++", "clang++")):
@@ -73,7 +78,12 @@ class AgentLearner(TorchLearner):
         module = self.module[DEFAULT_MODULE_ID].unwrapped()
         data = batch[DEFAULT_MODULE_ID]
         keys = [*module.agent.world_model.keys, *BATCH_KEYS]
+        threads = torch.get_num_threads()
+        begin = time.perf_counter()
         metrics = module.agent.update({k: torch.as_tensor(data[k], device=self._device) for k in keys})
+        if self.thread_tuner is not None:  # the update ends in a host sync, so this is its whole time
+            self.thread_tuner.record(time.perf_counter() - begin)
+        metrics["perf/learner_threads"] = threads
         for key, value in metrics.items():
             self.metrics.log_value((DEFAULT_MODULE_ID, key), value, window=1)
         loss = torch.tensor(metrics["world_model/loss"])
