@@ -337,6 +337,13 @@ class DirectorAgent(WorldModelAgent):
 
     # --- inspection ---------------------------------------------------------------------------
     @torch.no_grad()
+    def goal_observation(self, goal: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The observation the world model's decoder makes of goals [..., D] (an acting state's ``goal``): uint8
+        images for image keys, raw vectors for vector keys."""
+        deter = goal + self.state_mean if self.config.centre_states else goal
+        return self.world_model.decode(self.world_model.rssm.prior_feat(deter))
+
+    @torch.no_grad()
     def report(self, batch: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """The world model's open-loop report plus the manager's goals decoded into observations.
 
@@ -352,7 +359,6 @@ class DirectorAgent(WorldModelAgent):
         held = torch.arange(steps, device=post["deter"].device) // self.config.every * self.config.every
         code = self.manager.policy(rssm.feat(post)[:, held]).mode()
         goal = self.decode_goal(code)
-        deter = goal + self.state_mean if self.config.centre_states else goal
-        out.update({f"goals/{k}": v for k, v in self.world_model.decode(rssm.prior_feat(deter)).items()})
+        out.update({f"goals/{k}": v for k, v in self.goal_observation(goal).items()})
         out["goals/similarity"] = max_cosine(goal, self.goal_state(post["deter"]))
         return out

@@ -28,7 +28,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import pickle
 from pathlib import Path
 from typing import Any
 
@@ -40,29 +39,21 @@ AHEAD = 4
 
 def load_agent(run_dir: Path, checkpoint: Path | None = None) -> tuple[Any, Any]:
     """The run's config and its Director agent with the weights of ``checkpoint`` (default: the latest)."""
-    from agents import build_agent
+    from forethought import loading
     from forethought.config import load_config
     from forethought.evaluate import make_env
-    from forethought.spaces import action_spec, obs_shapes
-    from forethought.train import _agent_config, latest_checkpoint
 
     config = load_config([str(run_dir / "config.yaml")], [])
     if config.agent.name != "director":
         raise SystemExit(f"{run_dir} trained agent.name={config.agent.name}; the probe reads Director runs only")
-    checkpoint = checkpoint or latest_checkpoint(run_dir)
-    if checkpoint is None:
-        raise SystemExit(f"{run_dir} has no checkpoints/step_* folder to probe")
-    states = sorted(checkpoint.glob("**/default_policy/module_state.pkl"))
-    if not states:
-        raise SystemExit(f"{checkpoint} holds no default_policy/module_state.pkl: not a forethought checkpoint")
-    env = make_env(config)
-    agent = build_agent(obs_shapes(env.observation_space), action_spec(env.action_space), _agent_config(config))
+    try:
+        checkpoint = checkpoint or loading.find_checkpoint(run_dir)[1]
+        env = make_env(config)
+        agent = loading.load_agent(checkpoint, config, env.observation_space, env.action_space)
+    except loading.CheckpointError as error:
+        raise SystemExit(str(error)) from None
     env.close()
-    with states[0].open("rb") as f:
-        weights = pickle.load(f)
-    agent.load_state_dict({k.removeprefix("agent."): torch.as_tensor(v) for k, v in weights.items()
-                           if k.startswith("agent.")})
-    return config, agent.eval()
+    return config, agent
 
 
 def _cell(env: Any, episode: int) -> tuple[Any, ...] | None:

@@ -10,6 +10,7 @@ run at commit REV too (a git worktree, its own ``forethought`` on PYTHONPATH), t
 
     python -m benchmarks.train_throughput                          # keydoor_vector, idle and busy
     python -m benchmarks.train_throughput --baseline 1404872 --neighbours busy numpy
+    python -m benchmarks.train_throughput --compare scale.learner_threads=auto   # a setting against the default
     python -m benchmarks.train_throughput --quick                  # the debug preset, a smoke test
 """
 
@@ -36,7 +37,8 @@ NEIGHBOURS = {
 }
 
 
-def measure(tree: Path, presets: list[str], steps: int, skip: int, neighbour: str, work: Path) -> float:
+def measure(tree: Path, presets: list[str], steps: int, skip: int, neighbour: str, work: Path,
+            overrides: tuple[str, ...] = ()) -> float:
     """Env steps per second of one `forethought train` run of ``tree`` beside ``neighbour`` ('' for none)."""
     run_dir = work / "run"
     shutil.rmtree(run_dir, ignore_errors=True)
@@ -45,7 +47,7 @@ def measure(tree: Path, presets: list[str], steps: int, skip: int, neighbour: st
     try:
         command = [sys.executable, "-m", "forethought.cli", "train", "-c", *presets, f"run.dir={run_dir}",
                    "run.wandb=disabled", f"train.steps={steps}", "train.eval_episodes=0",
-                   f"train.log_every={skip // 4}", f"train.checkpoint_every={10 * steps}", "--quiet"]
+                   f"train.log_every={skip // 4}", f"train.checkpoint_every={10 * steps}", *overrides, "--quiet"]
         result = subprocess.run(command, cwd=tree, env=env, capture_output=True, text=True, timeout=3600)
     finally:
         if other is not None:
@@ -70,22 +72,31 @@ def main() -> None:
                         help="kinds of neighbour process to measure beside (default busy)")
     parser.add_argument("--repeats", type=int, help="runs per setting (default 2; 1 with --quick)")
     parser.add_argument("--baseline", metavar="REV", help="also measure commit REV, alternating with this checkout")
+    parser.add_argument("--compare", metavar="KEY=VALUE", nargs="+", default=[],
+                        help="also measure this checkout with these overrides (one more side), e.g. "
+                             "scale.learner_threads=auto")
     parser.add_argument("--quick", action="store_true", help="the debug preset, short runs: a smoke test")
     args = parser.parse_args()
     presets = [*args.preset, "debug"] if args.quick else args.preset
     steps = args.steps or (800 if args.quick else 6000)
     skip = args.skip or (400 if args.quick else 2000)
     repeats = args.repeats or (1 if args.quick else 2)
-    trees = {"here": ROOT, **({f"baseline {args.baseline}": worktree(args.baseline)} if args.baseline else {})}
+    sides: dict[str, tuple[Path, tuple[str, ...]]] = {"here": (ROOT, ())}
+    if args.compare:
+        sides[f"here {' '.join(args.compare)}"] = (ROOT, tuple(args.compare))
+    if args.baseline:
+        sides[f"baseline {args.baseline}"] = (worktree(args.baseline), ())
     settings = ["", *args.neighbours]
 
-    rates: dict[tuple[str, str], list[float]] = {(t, n): [] for t in trees for n in settings}
+    rates: dict[tuple[str, str], list[float]] = {(t, n): [] for t in sides for n in settings}
     with tempfile.TemporaryDirectory() as work:
         for repeat in range(repeats):
             order = list(rates) if repeat % 2 == 0 else list(rates)[::-1]
             for tree, neighbour in order:
                 begin = time.perf_counter()
-                rates[tree, neighbour].append(measure(trees[tree], presets, steps, skip, neighbour, Path(work)))
+                tree_path, overrides = sides[tree]
+                rate = measure(tree_path, presets, steps, skip, neighbour, Path(work), overrides)
+                rates[tree, neighbour].append(rate)
                 print(f"repeat {repeat + 1}/{repeats} {tree}, {neighbour or 'idle'}: "
                       f"{rates[tree, neighbour][-1]:.1f} env steps/s ({time.perf_counter() - begin:.0f} s)", flush=True)
 
@@ -94,7 +105,7 @@ def main() -> None:
         idle = rates[tree, ""]
         row: dict[str, Any] = {"side": tree, "neighbour": neighbour or "none", "env_steps_per_s": spread(samples)}
         row["neighbour_over_idle"] = spread([a / b for a, b in zip(samples, idle, strict=True)])
-        base = next((t for t in trees if t.startswith("baseline")), None)
+        base = next((t for t in sides if t.startswith("baseline")), None)
         if base:
             row["over_baseline"] = spread([a / b for a, b in zip(samples, rates[base, neighbour], strict=True)])
         rows.append(row)
@@ -110,6 +121,7 @@ def main() -> None:
           "settings alternating")
     path = write_results("train_throughput-quick" if args.quick else "train_throughput", rows, {
         "presets": presets, "steps": steps, "skip": skip, "repeats": repeats, "baseline": args.baseline,
+        "compare": args.compare,
         "neighbours": {name: NEIGHBOURS[name] for name in args.neighbours},
         "excluded": f"Ray start, algorithm build and the first {skip} env steps (prefill included)"})
     print(f"wrote {path}")

@@ -10,16 +10,21 @@ numpy dict on both sides: RLlib's learner converts it itself, ours converts it t
 uint8 images (its CNN fails on them), so its side gets the same images as float32 in [-1, 1], the
 form RLlib's own image wrapper (``NormalizedImageEnv``) stores in its replay buffer; ours gets uint8.
 
-RLlib runs at one of its model sizes (``--size``, default XS); ours runs at the published-style
+RLlib runs at one of its model sizes (``--size``, default XS). Ours runs twice: at the published-style
 preset with one or two widths changed so that the parameter counts (all parameters, the slow/EMA
-critic included on both sides) are within 10%. The script fails if they are not. Both sides run in
-eager mode with the same torch thread count. The first ``--warmup`` updates of each side (and the
-Ray start and algorithm build) are excluded; then the sides alternate, their order flipping every
-repeat, each repeat timing ``--updates`` updates per side.
+critic included on both sides) are within 10% (the script fails if they are not), and at RLlib's own
+architecture, read from RLlib's size tables: the same CNN depth (4 stride-2 convolutions of d, 2d, 4d,
+8d channels), the same recurrent width (a dense GRU of the same units after a layer of the same
+width), the same latent layout (categoricals x classes) and the same MLP widths and depths. Every
+side's multiply-accumulates per update are counted once (``torch.utils.flop_counter``, forward and
+backward, outside the timed updates). All sides run eagerly with the same torch thread count;
+``--compiled`` adds our two sides compiled (``agent.compile_networks()``, compile time in the warm-up).
+The first ``--warmup`` updates of each side (and the Ray start and algorithm build) are excluded; then
+the sides alternate, their order flipping every repeat, each repeat timing ``--updates`` updates per side.
 
     python -m benchmarks.update_speed                     # XS, 5 repeats of 3 updates per side
     python -m benchmarks.update_speed --quick             # XXS, 2 repeats of 1 update
-    python -m benchmarks.update_speed --size S --device cuda --threads 4
+    python -m benchmarks.update_speed --size S --device cuda --threads 4 --compiled
     python -m benchmarks.update_speed --presets keydoor_vector cartpole --baseline 1404872 --compiled
 """
 
@@ -74,8 +79,21 @@ def _count(module: Any, skip: tuple[str, ...] = ()) -> int:
     return sum(p.numel() for name, p in module.named_parameters() if not any(s in name for s in skip))
 
 
-def build_ours(size: str, batch_device: str, horizon: int) -> tuple[Any, dict[str, Any]]:
-    """Our DreamerAgent at the size matched to RLlib's ``size``."""
+def rllib_architecture(size: str) -> tuple[dict[str, int], int, int]:
+    """Our world-model fields, actor-critic units and layers for RLlib's DreamerV3 at ``size``, from RLlib's
+    own size tables."""
+    from ray.rllib.algorithms.dreamerv3 import utils
+
+    units, layers = utils.get_dense_hidden_units(size), utils.get_num_dense_layers(size)
+    fields = {"depth": utils.get_cnn_multiplier(size), "deter": utils.get_gru_units(size), "blocks": 1,
+              "hidden": units, "stoch": utils.get_num_z_categoricals(size), "classes": utils.get_num_z_classes(size),
+              "units": units, "layers": layers}
+    return fields, units, layers
+
+
+def build_ours(size: str, batch_device: str, horizon: int, matched: str = "parameters") -> tuple[Any, dict[str, Any]]:
+    """Our DreamerAgent matched to RLlib's ``size`` by parameter count or, with ``matched='architecture'``,
+    layer by layer."""
     import torch
 
     from agents.actions import ActionSpec
@@ -83,15 +101,30 @@ def build_ours(size: str, batch_device: str, horizon: int) -> tuple[Any, dict[st
     from agents.dreamer import DreamerAgent, DreamerConfig
     from world_models.config import sized
 
-    preset, changes, units = MATCHED[size]
+    if matched == "architecture":
+        changes, units, layers = rllib_architecture(size)
+        preset = "12M"
+    else:
+        preset, changes, units = MATCHED[size]
+        layers = ActorCriticConfig().layers
     torch.manual_seed(0)
-    config = DreamerConfig(world_model=sized(preset, **changes), actor_critic=ActorCriticConfig(units=units),
-                           horizon=horizon)
+    config = DreamerConfig(world_model=sized(preset, **changes),
+                           actor_critic=ActorCriticConfig(units=units, layers=layers), horizon=horizon)
     agent = DreamerAgent({"image": (64, 64, 3)}, ActionSpec.discrete(ACTIONS), config).to(batch_device)
     described = ", ".join(f"{k}={v}" for k, v in changes.items())
-    return agent, {"model": f"sized({preset!r}, {described}), actor-critic units={units}",
-                   "world_model_preset": preset, "world_model_changes": changes, "actor_critic_units": units,
-                   "parameters": _count(agent), "parameters_without_slow_critic": _count(agent, ("slow_critic.",))}
+    return agent, {"model": f"sized({preset!r}, {described}), actor-critic {layers} x {units} units",
+                   "matched": matched, "world_model_preset": preset, "world_model_changes": changes,
+                   "actor_critic_units": units, "actor_critic_layers": layers, "parameters": _count(agent),
+                   "parameters_without_slow_critic": _count(agent, ("slow_critic.",))}
+
+
+def macs_per_update(step: Any) -> int:
+    """Multiply-accumulates of one call of ``step`` (matrix products and convolutions, forward and backward)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with FlopCounterMode(display=False) as counter:
+        step()
+    return counter.get_total_flops() // 2
 
 
 def build_rllib(size: str, batch: int, length: int, horizon: int, device: str) -> tuple[Any, dict[str, Any]]:
@@ -148,7 +181,8 @@ def main() -> None:
                              " (eager, and compiled with --compiled), e.g. keydoor_vector cartpole pinpad_vector "
                              "pinpad_vector_director")
     parser.add_argument("--baseline", metavar="REV", help="with --presets: also time commit REV (a git worktree)")
-    parser.add_argument("--compiled", action="store_true", help="with --presets: also time train.compile=true")
+    parser.add_argument("--compiled", action="store_true", help="also time our sides compiled (with --presets: "
+                        "train.compile=true)")
     args = parser.parse_args()
     if args.presets:
         from benchmarks.learner_timing import run_presets
@@ -175,15 +209,23 @@ def main() -> None:
     ray.init(address="local", num_cpus=2, num_gpus=1 if device.startswith("cuda") else 0, include_dashboard=False,
              object_store_memory=256 * 2**20, log_to_driver=False)
     algo, theirs = build_rllib(size, args.batch, args.length, args.horizon, device)
-    agent, ours = build_ours(size, device, args.horizon)
+    agents = {"forethought": build_ours(size, device, args.horizon),
+              "forethought arch": build_ours(size, device, args.horizon, "architecture")}
+    if args.compiled:
+        for name in list(agents):
+            agent, record = build_ours(size, device, args.horizon, agents[name][1]["matched"])
+            agent.compile_networks()
+            agents[f"{name} compiled"] = agent, {**record, "compiled": True}
     setup = time.perf_counter() - start
     if args.threads:
         torch.set_num_threads(args.threads)
     threads = torch.get_num_threads()
 
+    ours = agents["forethought"][1]
     gap = ours["parameters"] / theirs["parameters"] - 1
     print(f"parameters: ours {ours['parameters']:,} ({ours['model']}), RLlib {theirs['parameters']:,} "
-          f"({theirs['model']}): {gap:+.1%}", flush=True)
+          f"({theirs['model']}): {gap:+.1%}; architecture-matched ours {agents['forethought arch'][1]['parameters']:,}",
+          flush=True)
     if abs(gap) > TOLERANCE:
         raise SystemExit(f"parameter counts differ by {gap:+.1%}, more than {TOLERANCE:.0%}: fix MATCHED[{size!r}]")
 
@@ -194,20 +236,21 @@ def main() -> None:
     timesteps = {NUM_ENV_STEPS_SAMPLED_LIFETIME: args.batch * args.length}
     sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
 
-    def step_ours() -> None:
-        agent.update(_ours_batch(sample, device))
-
     def step_rllib() -> None:
         algo.learner_group.update(batch=SampleBatch(dict(rllib_sample)).as_multi_agent(), timesteps=timesteps)
 
-    sides = {"forethought": (step_ours, ours), "rllib": (step_rllib, theirs)}
+    sides = {name: ((lambda agent=agent: agent.update(_ours_batch(sample, device))), record)
+             for name, (agent, record) in agents.items()}
+    sides["rllib"] = (step_rllib, theirs)
     for name, (step, record) in sides.items():
         begin = time.perf_counter()
         for _ in range(args.warmup):
             step()
         sync()
         record["warmup_s"] = time.perf_counter() - begin
-        print(f"warmed up {name}: {record['warmup_s']:.1f} s for {args.warmup} updates", flush=True)
+        record["macs_per_update"] = macs_per_update(step)  # eagerly: the counter sees through compiled code too
+        print(f"warmed up {name}: {record['warmup_s']:.1f} s for {args.warmup} updates; "
+              f"{record['macs_per_update'] / 1e9:.2f} G multiply-accumulates per update", flush=True)
 
     rates: dict[str, list[float]] = {name: [] for name in sides}
     for repeat in range(repeats):
@@ -224,25 +267,27 @@ def main() -> None:
 
     rows = []
     for name, (_, record) in sides.items():
+        paired = [a / b for a, b in zip(rates[name], rates["rllib"], strict=True)]
         rows.append({"side": name, "device": device, "batch": args.batch, "length": args.length,
-                     "horizon": args.horizon, "threads": threads, **record, "updates_per_s": spread(rates[name])})
-    ratio = rows[0]["updates_per_s"]["median"] / rows[1]["updates_per_s"]["median"]
-    paired = [a / b for a, b in zip(rates["forethought"], rates["rllib"], strict=True)]
-    table = [{"side": r["side"], "model": r["model"], "device": r["device"], "params": f"{r['parameters']:,}",
-              "updates/s": f"{r['updates_per_s']['median']:.3g}",
+                     "horizon": args.horizon, "threads": threads, "compiled": bool(record.get("compiled")), **record,
+                     "updates_per_s": spread(rates[name]), "over_rllib": spread(paired)})
+    table = [{"side": r["side"], "model": r["model"], "params": f"{r['parameters']:,}",
+              "GMACs/update": f"{r['macs_per_update'] / 1e9:.2f}", "updates/s": f"{r['updates_per_s']['median']:.3g}",
               "range": f"{r['updates_per_s']['min']:.3g}-{r['updates_per_s']['max']:.3g}",
-              "warm-up s": f"{r['warmup_s']:.1f}"} for r in rows]
+              "over RLlib": f"{r['over_rllib']['median']:.2f}x", "warm-up s": f"{r['warmup_s']:.1f}"} for r in rows]
     print()
-    print_table(table, ["side", "model", "device", "params", "updates/s", "range", "warm-up s"])
-    print(f"\nratio ours/RLlib (medians): {ratio:.2f}x (per-repeat {min(paired):.2f}-{max(paired):.2f}; target >= 2x)")
-    print(f"B={args.batch} T={args.length} H={args.horizon}, {threads} torch threads, {repeats} repeats x {updates} "
-          f"updates per side; excluded: Ray start and build ({setup:.0f} s), {args.warmup} warm-up updates per side")
-    path = write_results("update_speed", rows, {
-        "ratio_ours_over_rllib": ratio, "ratio_per_repeat": spread(paired), "rllib_model_size": size,
-        "parameter_gap": gap, "parameters_counted": "all parameters, the slow (EMA) critic included on both sides",
+    print_table(table, ["side", "model", "params", "GMACs/update", "updates/s", "range", "over RLlib", "warm-up s"])
+    print(f"\n{device}, B={args.batch} T={args.length} H={args.horizon}, {threads} torch threads, {repeats} repeats x "
+          f"{updates} updates per side, sides alternating; over RLlib: median of per-repeat ratios (targets: 2x at "
+          f"matched parameters, 3x at RLlib's architecture); excluded: Ray start and build ({setup:.0f} s), "
+          f"{args.warmup} warm-up updates per side (compile time included there)")
+    path = write_results("update_speed-quick" if args.quick else "update_speed", rows, {
+        "rllib_model_size": size, "parameter_gap": gap, "device": device,
+        "parameters_counted": "all parameters, the slow (EMA) critic included on both sides",
+        "macs_counted": "torch.utils.flop_counter over one update (forward and backward), FLOPs / 2",
         "batch": args.batch, "length": args.length, "horizon": args.horizon, "threads": threads,
         "repeats": repeats, "updates_per_repeat": updates, "warmup_updates": args.warmup, "setup_s": setup,
-        "excluded": "Ray start, algorithm and agent build, warm-up updates", "compiled": False,
+        "excluded": "Ray start, algorithm and agent build, warm-up updates",
         "observations": "ours uint8 [0, 255]; RLlib float32 [-1, 1] (NormalizedImageEnv), same images"})
     print(f"wrote {path}")
 

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 
 from forethought import __version__
 from forethought.config import Config, ConfigError, available_presets, describe_fields, load_config
+from forethought.loading import CheckpointError
 from forethought.signals import Stopped
 from forethought.train import TrainingError
 
@@ -62,17 +63,25 @@ def build_parser() -> argparse.ArgumentParser:
     train_parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
     eval_parser = commands.add_parser(
-        "eval", help="run a policy for N episodes and write a JSON report (and a video)",
+        "eval", help="evaluate a trained agent's checkpoint, or the random baseline, and write a JSON report",
         description=textwrap.dedent("""\
-            Run a policy for eval.episodes episodes on env.id and write config.yaml, eval.json
-            (per-episode returns and lengths, mean, std, 95% CI, env steps per second) and, with
-            eval.video=true, a video of the first episode into the run folder."""),
+            Evaluate the agent of a run folder's newest checkpoint (eval.step=N picks another) or of a
+            checkpoint folder: eval.episodes episodes, greedy (eval.policy=sampled samples its actions), on
+            the run's env or another with the same spaces (env.id=..., env.options=...), seeds run.seed + i.
+            Only the agent is loaded; --workers N runs the episodes on N Ray workers, with the same report.
+            The report goes to RUN/eval/<checkpoint>_<policy>_<env>_seed<S>.json (per-episode returns and
+            lengths, mean, std, 95% CI, the checkpoint and policy), the video of episode 0 beside it.
+
+            Without a run folder: --random runs the random baseline on the configured env into
+            run.dir/eval.json."""),
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog=_fields_epilog(),
     )
     _add_config_args(eval_parser)
     eval_parser.add_argument("--episodes", type=int, help="shortcut for eval.episodes=N")
     eval_parser.add_argument("--video", action="store_true", help="shortcut for eval.video=true")
+    eval_parser.add_argument("--random", action="store_true", help="shortcut for eval.policy=random (the baseline)")
+    eval_parser.add_argument("--workers", type=int, help="shortcut for eval.workers=N")
     eval_parser.add_argument("--quiet", action="store_true", help="no progress bar")
     return parser
 
@@ -97,9 +106,8 @@ def _cmd_envs(args: argparse.Namespace) -> int:
     return 0
 
 
-def _resolve(args: argparse.Namespace, shortcuts: dict[str, str]) -> Config:
-    # nargs="+" of --configs also swallows the KEY=VALUE words that follow it
-    presets = [word for word in args.configs if "=" not in word]
+def _resolve_overrides(args: argparse.Namespace, shortcuts: dict[str, str]) -> list[str]:
+    """The KEY=VALUE words of the command line (some swallowed by -c) and its shortcut options, in order."""
     overrides = [word for word in args.configs if "=" in word] + list(args.overrides)
     for attribute, key in shortcuts.items():
         value = getattr(args, attribute, None)
@@ -107,7 +115,13 @@ def _resolve(args: argparse.Namespace, shortcuts: dict[str, str]) -> Config:
             overrides.append(f"{key}=true")
         elif value not in (None, False):
             overrides.append(f"{key}={value}")
-    return load_config(presets, overrides)
+    return overrides
+
+
+def _resolve(args: argparse.Namespace, shortcuts: dict[str, str]) -> Config:
+    # nargs="+" of --configs also swallows the KEY=VALUE words that follow it
+    presets = [word for word in args.configs if "=" not in word]
+    return load_config(presets, _resolve_overrides(args, shortcuts))
 
 
 def _print_config(config: Config) -> None:
@@ -132,10 +146,32 @@ def _cmd_train(args: argparse.Namespace) -> int:
 def _cmd_eval(args: argparse.Namespace) -> int:
     from forethought.evaluate import evaluate, format_report
 
-    config = _resolve(args, {"episodes": "eval.episodes", "video": "eval.video"})
+    shortcuts = {"episodes": "eval.episodes", "video": "eval.video", "workers": "eval.workers"}
+    if args.random:
+        args.overrides.append("eval.policy=random")
+    targets = [word for word in args.overrides if "=" not in word]
+    if targets:  # a run folder or a checkpoint: its config.yaml is the config
+        from pathlib import Path
+
+        from forethought.evaluate_checkpoint import evaluate_checkpoint
+
+        if len(targets) > 1 or args.configs or args.print_config:
+            raise ConfigError(f"give one run folder or checkpoint and KEY=VALUE overrides, not {' '.join(targets)}"
+                              f"{' with -c presets or --print-config' if args.configs or args.print_config else ''}"
+                              " (the run's config.yaml is the config)")
+        args.overrides = [word for word in args.overrides if "=" in word]
+        report = evaluate_checkpoint(Path(targets[0]), _resolve_overrides(args, shortcuts), progress=not args.quiet)
+        print(format_report(report))
+        return 0
+    config = _resolve(args, shortcuts)
     if args.print_config:
         _print_config(config)
         return 0
+    if config.eval.policy != "random":
+        raise ConfigError(f"eval.policy={config.eval.policy} needs a trained agent: give its run folder or checkpoint "
+                          "(forethought eval RUN_DIR), or --random for the random baseline")
+    if config.eval.workers:
+        raise ConfigError("eval.workers applies to a run folder's checkpoint; the random baseline runs here")
     report = evaluate(config, progress=not args.quiet)
     print(format_report(report))
     return 0
@@ -148,7 +184,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return {"envs": _cmd_envs, "train": _cmd_train, "eval": _cmd_eval}[args.command](args)
-    except (ConfigError, envs.EnvError, TrainingError) as error:
+    except (ConfigError, envs.EnvError, TrainingError, CheckpointError) as error:
         print(f"forethought: error: {error}", file=sys.stderr)
         return 2
     except Stopped as stopped:

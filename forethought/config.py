@@ -8,8 +8,6 @@ into it later.
 from __future__ import annotations
 
 import copy
-import functools
-import itertools
 import re
 from collections.abc import Sequence
 from pathlib import Path
@@ -51,8 +49,14 @@ class EvalConfig(Section):
 
     episodes: PositiveInt = 10
     """Number of episodes to run."""
-    policy: Literal["random"] = "random"
-    """Policy to evaluate; 'random' samples uniformly from the action space."""
+    policy: Literal["greedy", "sampled", "random"] = "greedy"
+    """Policy to evaluate: the checkpoint's agent acting 'greedy' (the mode of each action) or 'sampled', or
+    'random' (uniform over the action space; the baseline, needs no checkpoint)."""
+    step: int = Field(0, ge=0)
+    """Env step of the run folder's checkpoint to evaluate; 0 takes the newest."""
+    workers: int = Field(0, ge=0)
+    """Ray workers to run the episodes on (each loads the agent); 0 runs them in this process, without Ray.
+    Every episode has its own seed (run.seed + its index), so the report is the same for any count."""
     video: bool = False
     """Write a video of the first episode into the run folder."""
     video_format: Literal["mp4", "gif"] = "mp4"
@@ -151,12 +155,13 @@ class ScaleConfig(Section):
     """GPUs per learner (or for the driver's learner when num_learners is 0)."""
     num_cpus: int = Field(0, ge=0)
     """CPUs of a local Ray; 0 lets Ray count them."""
-    learner_threads: Annotated[int, Field(ge=0)] | Literal["auto"] = "auto"
+    learner_threads: Annotated[int, Field(ge=0)] | Literal["auto"] = 1
     """Torch threads of each learner process (the driver's, when num_learners is 0): a number, 0 for torch's
-    default (one per core), or 'auto' (default): the learner times its updates and every 200 updates tries half
-    and double its count (within the cores it may use), keeping the fastest. Several threads wait for each
-    other at every operation: they pay on an idle machine and slow down many times over as soon as another
-    busy process shares the cores, so no fixed count suits both (forethought/threads.py)."""
+    default (one per core), or 'auto': the learner times its updates and, after 5, 25, 50, 100 and then every
+    200 updates, tries half and double its count (within the cores it may use), keeping the fastest. Several
+    threads wait for each other at every operation: they pay on an idle machine and slow down many times over
+    as soon as another busy process shares the cores, which 'auto' follows. A thread count changes the
+    rounding of sums, so 'auto' runs are not bit-reproducible; a fixed count is (forethought/threads.py)."""
     env_runner_threads: int = Field(1, ge=0)
     """Torch threads of each env runner process; 0 keeps torch's default."""
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import platform
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -21,9 +22,10 @@ REPORT_NAME = "eval.json"
 
 
 class Policy(Protocol):
-    """Maps an observation dict to an action; ``reset`` is called at the start of every episode."""
+    """Maps an observation dict to an action; ``reset`` is called at the start of every episode, with the
+    episode's seed where episodes are seeded one by one."""
 
-    def reset(self) -> None: ...
+    def reset(self, seed: int | None = None) -> None: ...
 
     def __call__(self, obs: dict[str, np.ndarray]) -> Any: ...
 
@@ -34,23 +36,35 @@ class RandomPolicy:
     def __init__(self, action_space: gym.Space):
         self.action_space = action_space
 
-    def reset(self) -> None:
-        """Nothing to forget between episodes."""
+    def reset(self, seed: int | None = None) -> None:
+        """Nothing to forget between episodes; a seed reseeds the action space."""
+        if seed is not None:
+            self.action_space.seed(seed)
 
     def __call__(self, obs: dict[str, np.ndarray]) -> Any:
         return self.action_space.sample()
 
 
 class AgentPolicy:
-    """Acts with a trained agent, one env, carrying its recurrent state through the episode."""
+    """Acts with a trained agent, one env, carrying its recurrent state through the episode.
 
-    def __init__(self, agent: Any, explore: bool = False):
+    With ``film_goals`` (a hierarchical agent whose world model decodes images) it also keeps, for the episode
+    being filmed, the decoded image of the goal it holds at every step.
+    """
+
+    def __init__(self, agent: Any, explore: bool = False, film_goals: bool = False):
         self.agent, self.explore = agent, explore
         self.state: Any = None
         self.first = True
+        self.film_goals = film_goals
+        self.goal_frames: list[np.ndarray] = []
 
-    def reset(self) -> None:
-        """Start a new episode: the agent's initial state."""
+    def reset(self, seed: int | None = None) -> None:
+        """Start a new episode: the agent's initial state (and, given a seed, its sampling stream)."""
+        import torch
+
+        if seed is not None:
+            torch.manual_seed(seed)
         self.state = self.agent.initial_state(1)
         self.first = True
 
@@ -61,6 +75,10 @@ class AgentPolicy:
         batch = {k: torch.as_tensor(np.asarray(v), device=device).unsqueeze(0) for k, v in obs.items()}
         action, self.state = self.agent.act(batch, self.state, self.explore, torch.tensor([self.first], device=device))
         self.first = False
+        if self.film_goals:
+            images = [v for v in self.agent.goal_observation(self.state["goal"]).values() if v.dim() == 4]
+            if images:
+                self.goal_frames.append(images[0][0].cpu().numpy())
         return action[0].cpu().numpy()
 
 
@@ -69,30 +87,44 @@ def make_env(config: Config, capture_frames: bool = False) -> gym.Env:
     return envs.make(**env_kwargs(config), seed=config.run.seed, capture_frames=capture_frames)
 
 
-def run_episodes(env: gym.Env, policy: Policy, episodes: int, progress: bool = True) -> dict[str, Any]:
-    """Play ``episodes`` episodes; return per-episode returns and lengths (env steps) and the timing."""
+def run_episodes(env: gym.Env, policy: Policy, episodes: int | Sequence[int], progress: bool = True,
+                 seed: int | None = None) -> dict[str, Any]:
+    """Play ``episodes`` episodes (a count, or the indices of the episodes to play); return per-episode returns
+    and lengths (env steps), the timing and the frames of episode 0 when the env captures them.
+
+    With ``seed``, episode i starts from ``env.reset(seed=seed + i)`` and ``policy.reset(seed + i)``: each
+    episode is the same wherever and in whatever order it runs. Without, the env's own stream continues.
+    """
+    indices = list(range(episodes)) if isinstance(episodes, int) else list(episodes)
     returns: list[float] = []
     lengths: list[int] = []
     frames: list[np.ndarray] = []
     capturing = env.get_wrapper_attr("capturing") if _has_frames(env) else False
     start = time.perf_counter()
-    with tqdm(total=episodes, unit="ep", desc="eval", disable=not progress, dynamic_ncols=True) as bar:
-        for episode in range(episodes):
-            obs, _ = env.reset()
-            policy.reset()
+    with tqdm(total=len(indices), unit="ep", desc="eval", disable=not progress, dynamic_ncols=True) as bar:
+        for index in indices:
+            filmed = capturing and index == 0
+            if _has_frames(env):
+                env.set_wrapper_attr("capturing", filmed)
+            obs, _ = env.reset(seed=None if seed is None else seed + index)
+            policy.reset(None if seed is None else seed + index)
             while True:
                 obs, _, terminated, truncated, info = env.step(policy(obs))
                 if terminated or truncated:
                     break
             returns.append(float(info["episode"]["r"]))
             lengths.append(int(info["episode"]["l"]))
-            if capturing and episode == 0:  # only the first episode is filmed
+            if filmed:  # only the first episode is filmed
                 frames = list(env.get_wrapper_attr("frames"))
                 env.set_wrapper_attr("capturing", False)
+                if isinstance(policy, AgentPolicy) and policy.film_goals:
+                    policy.film_goals = False
             bar.update(1)
             bar.set_postfix(ret=f"{np.mean(returns):.2f}")
     seconds = time.perf_counter() - start
-    return {"returns": returns, "lengths": lengths, "seconds": seconds, "frames": frames}
+    goal_frames = policy.goal_frames if isinstance(policy, AgentPolicy) else []
+    return {"indices": indices, "returns": returns, "lengths": lengths, "seconds": seconds, "frames": frames,
+            "goal_frames": goal_frames}
 
 
 def _has_frames(env: gym.Env) -> bool:
@@ -118,10 +150,19 @@ def evaluate(config: Config, progress: bool = True, agent: Any = None, episodes:
         env.close()
     if save:
         save_config(config, run_dir / "config.yaml")
+    label = "random" if agent is None else f"agent ({config.agent.name}, greedy)"
+    return write_report(config, result, label, run_dir / REPORT_NAME, {})
+
+
+def write_report(config: Config, result: dict[str, Any], policy: str, path: Path, extra: dict[str, Any]
+                 ) -> dict[str, Any]:
+    """The JSON report of ``run_episodes``'s result, written to ``path`` with the video of episode 0 beside it
+    (when eval.video); returned with ``report`` (its path) added."""
     env_steps = int(sum(result["lengths"]))
     report: dict[str, Any] = {
         "env": config.env.id,
-        "policy": config.eval.policy if agent is None else f"agent ({config.agent.name}, greedy)",
+        "policy": policy,
+        **extra,
         "seed": config.run.seed,
         "episodes": len(result["returns"]),
         "episode_returns": result["returns"],
@@ -134,12 +175,30 @@ def evaluate(config: Config, progress: bool = True, agent: Any = None, episodes:
         "machine": {"python": platform.python_version(), "processor": platform.processor() or platform.machine()},
     }
     if config.eval.video:
-        path = run_dir / f"eval_episode0.{config.eval.video_format}"
-        report["video"] = str(write_video(result["frames"], path, config.eval.video_fps))
-    path = run_dir / REPORT_NAME
+        name = "eval_episode0" if path.name == REPORT_NAME else f"{path.stem}_episode0"
+        frames = beside(result["frames"], result.get("goal_frames", []))
+        report["video"] = str(write_video(frames, path.with_name(f"{name}.{config.eval.video_format}"),
+                                          config.eval.video_fps))
+        report["video_goals"] = bool(result.get("goal_frames"))
+    path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(report, indent=2))
     report["report"] = str(path)
     return report
+
+
+def beside(frames: Sequence[np.ndarray], goals: Sequence[np.ndarray]) -> list[np.ndarray]:
+    """Each env frame with the decoded goal held at that step to its right, scaled to the frame's height (the
+    frame after the last action gets the last goal). Frames alone when there are no goal images."""
+    if not goals:
+        return list(frames)
+    out = []
+    for i, frame in enumerate(frames):
+        goal = np.asarray(goals[min(i, len(goals) - 1)], np.uint8)
+        goal = np.repeat(goal, 3, axis=-1) if goal.shape[-1] == 1 else goal
+        rows = np.arange(frame.shape[0]) * goal.shape[0] // frame.shape[0]  # nearest-neighbour scaling
+        cols = np.arange(goal.shape[1] * frame.shape[0] // goal.shape[0]) * goal.shape[0] // frame.shape[0]
+        out.append(np.concatenate([np.asarray(frame, np.uint8)[..., :3], goal[rows][:, cols]], axis=1))
+    return out
 
 
 def format_report(report: dict[str, Any]) -> str:
@@ -148,7 +207,10 @@ def format_report(report: dict[str, Any]) -> str:
     ci = "n/a" if ret["ci_low"] is None else f"[{ret['ci_low']:.2f}, {ret['ci_high']:.2f}]"
     lines = [
         f"env             {report['env']}  (policy: {report['policy']}, seed {report['seed']})",
-        f"episodes        {report['episodes']}",
+        *([f"checkpoint      {report['checkpoint']} ({report['agent']}, env step {report['checkpoint_step']:,})"]
+          if "checkpoint" in report else []),
+        f"episodes        {report['episodes']}" + (f" on {report['workers']} Ray workers" if report.get("workers")
+                                                   else ""),
         f"return          {ret['mean']:.2f} +- {ret['std']:.2f}  (95% CI {ci}, "
         f"min {ret['min']:.2f}, max {ret['max']:.2f})",
         f"length          {report['length']['mean']:.1f} env steps",

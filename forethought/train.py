@@ -22,81 +22,13 @@ from tqdm import tqdm
 
 from forethought.config import Config, ConfigError, env_kwargs, save_config
 from forethought.console import route_library_logs, stderr_to_log
+from forethought.loading import CHECKPOINTS, agent_config, latest_checkpoint
 from forethought.signals import Stopped, StopRequests
 from forethought.tracking import Tracker
-
-CHECKPOINTS = "checkpoints"
 
 
 class TrainingError(RuntimeError):
     """Training cannot go on (e.g. NaN losses); the message names the step and the last checkpoint."""
-
-
-def _check_override_types(agent: Any) -> None:
-    """Refuse an agent override whose value is not of its field's type (a number given as text, say)."""
-    import dataclasses
-
-    from agents.actor_critic import ActorCriticConfig
-    from agents.director import DirectorConfig
-    from agents.goals import GoalConfig
-    from world_models.config import WorldModelConfig
-
-    hierarchy = {f.name: f for f in dataclasses.fields(DirectorConfig) if not dataclasses.is_dataclass(f.default)}
-    sections = {"world_model": WorldModelConfig(), "actor_critic": ActorCriticConfig(), "manager": ActorCriticConfig(),
-                "worker": ActorCriticConfig(), "goal": GoalConfig()}
-    for section, overrides in (("world_model", agent.world_model), ("actor_critic", agent.actor_critic),
-                               ("manager", agent.manager), ("worker", agent.worker), ("goal", agent.goal),
-                               ("hierarchy", agent.hierarchy)):
-        for key, value in overrides.items():
-            if section == "hierarchy":
-                default = hierarchy[key].default if key in hierarchy else None
-            else:
-                default = getattr(sections[section], key, None)
-            if default is None:
-                continue  # unknown names are refused with the valid ones when the config is built
-            kind = type(default)
-            number = isinstance(value, (int, float)) and not isinstance(value, bool)
-            if kind in (int, float):
-                fits = number and (kind is float or isinstance(value, int))
-            else:
-                fits = isinstance(value, kind)
-            if fits:
-                continue
-            article = "an" if kind.__name__[0] in "aeiou" else "a"
-            raise ConfigError(f"bad value {value!r} for config field 'agent.{section}.{key}': expected {article} "
-                              f"{kind.__name__}, like its default {default!r}")
-
-
-def _agent_config(config: Config) -> Any:
-    """The agent's config (DreamerConfig or DirectorConfig) from the ``agent`` section."""
-    import dataclasses
-
-    from agents.director import DirectorConfig
-    from agents.dreamer import DreamerConfig
-    from agents.goals import GoalConfig
-    from world_models.config import sized
-
-    agent = config.agent
-    _check_override_types(agent)
-    if agent.name == "dreamer":
-        unused = [key for key in ("manager", "worker", "goal", "hierarchy") if getattr(agent, key)]
-        if unused:
-            raise ConfigError(f"agent.{unused[0]} applies to agent.name=director only; agent.name is dreamer")
-    try:
-        world_model = sized(agent.size, **agent.world_model)
-        if agent.name == "dreamer":
-            flat = DreamerConfig()
-            return DreamerConfig(world_model, dataclasses.replace(flat.actor_critic, **agent.actor_critic),
-                                 agent.horizon or flat.horizon, agent.imagination_starts)
-        base = DirectorConfig()
-        return DirectorConfig(
-            world_model=world_model,
-            manager=dataclasses.replace(base.manager, **{**agent.actor_critic, **agent.manager}),
-            worker=dataclasses.replace(base.worker, **{**agent.actor_critic, **agent.worker}),
-            goal=GoalConfig(**agent.goal), horizon=agent.horizon or base.horizon,
-            imagination_starts=agent.imagination_starts, **agent.hierarchy)
-    except (TypeError, ValueError) as error:
-        raise ConfigError(f"bad agent override: {error}") from None
 
 
 def algorithm_config(config: Config) -> Any:
@@ -116,7 +48,7 @@ def algorithm_config(config: Config) -> Any:
         .fault_tolerance(restart_failed_env_runners=True)
         .debugging(seed=config.run.seed, log_level="ERROR")
         .reporting(min_sample_timesteps_per_iteration=0, min_time_s_per_iteration=0)
-        .training(agent_config=_agent_config(config), batch_size_B=train.batch_size,
+        .training(agent_config=agent_config(config), batch_size_B=train.batch_size,
                   batch_length_T=train.batch_length, train_ratio=train.train_ratio,
                   replay_capacity=train.replay_capacity, recent_fraction=train.recent_fraction,
                   recent_window=train.recent_window, prefill_steps=train.prefill,
@@ -136,12 +68,12 @@ def check_setup(config: Config) -> None:
     from forethought.rllib.algorithm import replay_lanes
     from forethought.spaces import action_spec, obs_shapes
 
-    agent_config = _agent_config(config)
+    config_of_agent = agent_config(config)
     probe = envs.make(**env_kwargs(config))
     try:
         spec = action_spec(probe.action_space)
         with torch.device("meta"):
-            build_agent(obs_shapes(probe.observation_space), spec, agent_config)
+            build_agent(obs_shapes(probe.observation_space), spec, config_of_agent)
     except (ValueError, AssertionError) as error:
         raise ConfigError(f"the agent cannot be built for env '{config.env.id}' with this config: {error}") from None
     finally:
@@ -190,13 +122,6 @@ def register_env() -> None:
         return SeededReset(env, unique, override=True)
 
     register(ENV_NAME, create)
-
-
-def latest_checkpoint(run_dir: Path) -> Path | None:
-    """The newest complete checkpoint of a run folder, or None."""
-    folder = run_dir / CHECKPOINTS
-    done = sorted(p for p in folder.glob("step_*") if not p.name.endswith(".tmp") and (p / "complete").exists())
-    return done[-1] if done else None
 
 
 def save_checkpoint(algo: Any, run_dir: Path, step: int, keep: int = 2) -> Path:

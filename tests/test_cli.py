@@ -52,7 +52,7 @@ def test_readme_main_command_on_a_tiny_budget(tmp_path):
 
 def test_eval_writes_report_and_video(tmp_path):
     run_dir = tmp_path / "run"
-    result = run("eval", "-c", "debug", "--video", f"run.dir={run_dir}", "--quiet")
+    result = run("eval", "-c", "debug", "--random", "--video", f"run.dir={run_dir}", "--quiet")
     assert "return" in result.stdout and str(run_dir / "eval.json") in result.stdout
     report = json.loads((run_dir / "eval.json").read_text())
     assert report["episodes"] == 2 and len(report["episode_returns"]) == 2
@@ -67,7 +67,7 @@ def test_eval_writes_report_and_video(tmp_path):
 
 def test_same_seed_same_report_other_seed_differs(tmp_path):
     def returns(seed, name):
-        run("eval", "-c", "keydoor_vector", "--quiet", "--episodes", "6", f"run.seed={seed}",
+        run("eval", "-c", "keydoor_vector", "--random", "--quiet", "--episodes", "6", f"run.seed={seed}",
             f"run.dir={tmp_path / name}")
         report = json.loads((tmp_path / name / "eval.json").read_text())
         return report["episode_returns"], report["episode_lengths"]
@@ -115,7 +115,7 @@ def test_print_config_shows_the_stacked_result():
     ],
 )
 def test_bad_input_exits_nonzero_with_one_sentence(args, needle, tmp_path):
-    command = ["train", "-c", "debug", *args[1:]] if args[:1] == ["train"] else ["eval", *args]
+    command = ["train", "-c", "debug", *args[1:]] if args[:1] == ["train"] else ["eval", "--random", *args]
     result = run(*command, f"run.dir={tmp_path}", "--quiet", check=False)
     assert result.returncode == 2
     assert "Traceback" not in result.stderr

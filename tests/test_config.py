@@ -78,7 +78,8 @@ def test_unknown_key_names_the_valid_keys():
     with pytest.raises(ConfigError) as error:
         load_config([], ["eval.episods=3"])
     assert str(error.value) == (
-        "unknown config key 'eval.episods'; valid keys in 'eval': episodes, policy, video, video_format, video_fps"
+        "unknown config key 'eval.episods'; valid keys in 'eval': episodes, policy, step, workers, video, "
+        "video_format, video_fps"
     )
     with pytest.raises(ConfigError, match="valid keys at the top level: env, agent, train, scale, eval, run"):
         load_config([], ["trian.steps=3"])
@@ -147,13 +148,13 @@ def test_every_field_is_documented():
 
 def test_numbers_in_exponent_form_are_numbers_and_agent_overrides_of_the_wrong_type_are_refused():
     from forethought.config import ConfigError, parse_override
-    from forethought.train import _agent_config
+    from forethought.loading import agent_config
 
     assert parse_override("agent.actor_critic.actor_lr=3e-4") == {"agent": {"actor_critic": {"actor_lr": 3e-4}}}
     config = load_config(["cartpole"], ["agent.actor_critic.actor_lr=3e-4", "agent.world_model.units=64"])
-    assert _agent_config(config).actor_critic.actor_lr == 3e-4
+    assert agent_config(config).actor_critic.actor_lr == 3e-4
     with pytest.raises(ConfigError, match=r"bad value 'fast' for config field 'agent.actor_critic.actor_lr': "
                                           r"expected a float"):
-        _agent_config(load_config(["cartpole"], ["agent.actor_critic.actor_lr=fast"]))
+        agent_config(load_config(["cartpole"], ["agent.actor_critic.actor_lr=fast"]))
     with pytest.raises(ConfigError, match=r"'agent.world_model.units': expected an int"):
-        _agent_config(load_config(["cartpole"], ["agent.world_model.units=1.5"]))
+        agent_config(load_config(["cartpole"], ["agent.world_model.units=1.5"]))

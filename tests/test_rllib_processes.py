@@ -46,7 +46,7 @@ def test_env_runners_hold_only_what_acting_needs_and_get_the_learners_weights(ra
 def test_train_compile_compiles_the_learners_networks_and_training_goes_on(ray_session, tmp_path):
     config = load_config(["keydoor_vector", "debug"], [f"run.dir={tmp_path}", "scale.num_env_runners=0",
                                                        "train.prefill=32", "train.rollout_length=32",
-                                                       "train.compile=true"])
+                                                       "train.compile=true", "scale.learner_threads=auto"])
     register_env()
     algo = algorithm_config(config).build_algo()
     try:
@@ -58,7 +58,7 @@ def test_train_compile_compiles_the_learners_networks_and_training_goes_on(ray_s
     assert algo.counters["updates"] > 0
     learner = result["learners"]["default_policy"]
     assert np.isfinite(learner["world_model/loss"])
-    # scale.learner_threads is 'auto' by default: the count each update ran with is a metric
+    # with scale.learner_threads=auto the learner tunes its count: the count each update ran with is a metric
     assert 1 <= learner["perf/learner_threads"] <= usable_cores()
     world_model, actor_critic = agent.world_model, agent.actor_critic
     compiled = [world_model.encoder, world_model.decoder, actor_critic.actor, actor_critic.critic]

@@ -56,7 +56,7 @@ class ForethoughtConfig(AlgorithmConfig):
         self.recent_fraction = 0.0
         self.recent_window = 10_000
         self.prefill_steps = 1000
-        self.learner_threads: int | str = "auto"
+        self.learner_threads: int | str = 1
         self.env_runner_threads = 1
         self.compile_learner = False
         self.sample_beside_learning = True

@@ -1,0 +1,175 @@
+"""Agents from configs and from checkpoints: what training builds and what evaluation loads, without Ray.
+
+A run folder holds ``config.yaml`` and ``checkpoints/step_<N>/``; a checkpoint's agent weights are RLlib's
+module state (``algorithm/learner_group/learner/rl_module/default_policy/module_state.pkl``, a dict of
+numpy arrays). ``load_agent`` reads only that file, with an unpickler that accepts nothing but arrays, so a
+foreign or corrupt file is refused with one sentence instead of running code or a traceback.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import pickle
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from forethought.config import Config, ConfigError
+
+CHECKPOINTS = "checkpoints"
+MODULE_STATE = Path("algorithm/learner_group/learner/rl_module/default_policy/module_state.pkl")
+
+
+class CheckpointError(ValueError):
+    """A run folder or checkpoint that cannot be loaded; the message names the path and why."""
+
+
+def _check_override_types(agent: Any) -> None:
+    """Refuse an agent override whose value is not of its field's type (a number given as text, say)."""
+    from agents.actor_critic import ActorCriticConfig
+    from agents.director import DirectorConfig
+    from agents.goals import GoalConfig
+    from world_models.config import WorldModelConfig
+
+    hierarchy = {f.name: f for f in dataclasses.fields(DirectorConfig) if not dataclasses.is_dataclass(f.default)}
+    sections = {"world_model": WorldModelConfig(), "actor_critic": ActorCriticConfig(), "manager": ActorCriticConfig(),
+                "worker": ActorCriticConfig(), "goal": GoalConfig()}
+    for section, overrides in (("world_model", agent.world_model), ("actor_critic", agent.actor_critic),
+                               ("manager", agent.manager), ("worker", agent.worker), ("goal", agent.goal),
+                               ("hierarchy", agent.hierarchy)):
+        for key, value in overrides.items():
+            if section == "hierarchy":
+                default = hierarchy[key].default if key in hierarchy else None
+            else:
+                default = getattr(sections[section], key, None)
+            if default is None:
+                continue  # unknown names are refused with the valid ones when the config is built
+            kind = type(default)
+            number = isinstance(value, (int, float)) and not isinstance(value, bool)
+            if kind in (int, float):
+                fits = number and (kind is float or isinstance(value, int))
+            else:
+                fits = isinstance(value, kind)
+            if fits:
+                continue
+            article = "an" if kind.__name__[0] in "aeiou" else "a"
+            raise ConfigError(f"bad value {value!r} for config field 'agent.{section}.{key}': expected {article} "
+                              f"{kind.__name__}, like its default {default!r}")
+
+
+def agent_config(config: Config) -> Any:
+    """The agent's config (DreamerConfig or DirectorConfig) from the ``agent`` section."""
+    from agents.director import DirectorConfig
+    from agents.dreamer import DreamerConfig
+    from agents.goals import GoalConfig
+    from world_models.config import sized
+
+    agent = config.agent
+    _check_override_types(agent)
+    if agent.name == "dreamer":
+        unused = [key for key in ("manager", "worker", "goal", "hierarchy") if getattr(agent, key)]
+        if unused:
+            raise ConfigError(f"agent.{unused[0]} applies to agent.name=director only; agent.name is dreamer")
+    try:
+        world_model = sized(agent.size, **agent.world_model)
+        if agent.name == "dreamer":
+            flat = DreamerConfig()
+            return DreamerConfig(world_model, dataclasses.replace(flat.actor_critic, **agent.actor_critic),
+                                 agent.horizon or flat.horizon, agent.imagination_starts)
+        base = DirectorConfig()
+        return DirectorConfig(
+            world_model=world_model,
+            manager=dataclasses.replace(base.manager, **{**agent.actor_critic, **agent.manager}),
+            worker=dataclasses.replace(base.worker, **{**agent.actor_critic, **agent.worker}),
+            goal=GoalConfig(**agent.goal), horizon=agent.horizon or base.horizon,
+            imagination_starts=agent.imagination_starts, **agent.hierarchy)
+    except (TypeError, ValueError) as error:
+        raise ConfigError(f"bad agent override: {error}") from None
+
+
+def latest_checkpoint(run_dir: Path) -> Path | None:
+    """The newest complete checkpoint of a run folder, or None."""
+    folder = run_dir / CHECKPOINTS
+    done = sorted(p for p in folder.glob("step_*") if not p.name.endswith(".tmp") and (p / "complete").exists())
+    return done[-1] if done else None
+
+
+def checkpoint_step(checkpoint: Path) -> int:
+    """The env step a checkpoint was written at (its folder's name)."""
+    return int(checkpoint.name.removeprefix("step_"))
+
+
+def find_checkpoint(target: Path, step: int | None = None) -> tuple[Path, Path]:
+    """(run folder, checkpoint) of a run folder (its newest checkpoint, or the one of env step ``step``) or of
+    a checkpoint folder ``<run>/checkpoints/step_<N>``."""
+    if not target.exists():
+        raise CheckpointError(f"'{target}' does not exist; give a run folder or one of its checkpoints/step_* folders")
+    if (target / "complete").exists() and target.parent.name == CHECKPOINTS:
+        return target.parent.parent, target
+    if not (target / "config.yaml").exists():
+        raise CheckpointError(f"'{target}' is neither a run folder (no config.yaml) nor a checkpoint folder "
+                              "(checkpoints/step_<N> with a 'complete' file)")
+    kept = sorted(p for p in (target / CHECKPOINTS).glob("step_*") if (p / "complete").exists())
+    if not kept:
+        raise CheckpointError(f"run folder '{target}' has no checkpoints yet (no complete checkpoints/step_* folder)")
+    if step is None:
+        return target, kept[-1]
+    chosen = [p for p in kept if checkpoint_step(p) == step]
+    if not chosen:
+        steps = ", ".join(str(checkpoint_step(p)) for p in kept)
+        raise CheckpointError(f"run folder '{target}' has no checkpoint at env step {step}; it keeps: {steps}")
+    return target, chosen[0]
+
+
+class _ArraysOnly(pickle.Unpickler):
+    """Unpickles dicts of numpy arrays and nothing else."""
+
+    ALLOWED = {("collections", "OrderedDict"), ("numpy", "ndarray"), ("numpy", "dtype"),
+               ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+               ("numpy.core.multiarray", "scalar"), ("numpy._core.multiarray", "scalar"),
+               ("numpy.core.numeric", "_frombuffer"), ("numpy._core.numeric", "_frombuffer")}
+
+    def find_class(self, module: str, name: str) -> Any:
+        if (module, name) in self.ALLOWED or (module == "numpy" and name.endswith("DType")) \
+                or module.startswith("numpy.dtypes"):
+            return super().find_class(module, name)
+        raise pickle.UnpicklingError(f"it holds a {module}.{name}, not only arrays")
+
+
+def read_weights(checkpoint: Path) -> dict[str, Any]:
+    """The agent's weights (numpy arrays by parameter name) in a checkpoint."""
+    path = checkpoint / MODULE_STATE
+    if not path.exists():
+        raise CheckpointError(f"'{checkpoint}' holds no {MODULE_STATE}: not a forethought checkpoint")
+    try:
+        with path.open("rb") as file:
+            state = _ArraysOnly(file).load()
+    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, ImportError) as error:
+        raise CheckpointError(f"'{path}' is not a forethought checkpoint's weights ({error})") from None
+    if not isinstance(state, Mapping) or not any(str(k).startswith("agent.") for k in state):
+        raise CheckpointError(f"'{path}' holds no agent weights (no 'agent.*' entries)")
+    return {str(k).removeprefix("agent."): v for k, v in state.items() if str(k).startswith("agent.")}
+
+
+def build_agent_for(config: Config, observation_space: Any, action_space: Any) -> Any:
+    """A fresh agent of the configured kind for these gymnasium spaces."""
+    from agents import build_agent
+    from forethought.spaces import action_spec, obs_shapes
+
+    return build_agent(obs_shapes(observation_space), action_spec(action_space), agent_config(config))
+
+
+def load_agent(checkpoint: Path | Mapping[str, Any], config: Config, observation_space: Any, action_space: Any) -> Any:
+    """The agent of ``config`` for these spaces with the weights of ``checkpoint`` (a checkpoint folder, or the
+    weights ``read_weights`` gave), in eval mode on the CPU."""
+    import torch
+
+    agent = build_agent_for(config, observation_space, action_space)
+    weights = read_weights(checkpoint) if isinstance(checkpoint, Path) else checkpoint
+    try:
+        agent.load_state_dict({k: torch.as_tensor(v) for k, v in weights.items()})
+    except RuntimeError as error:
+        first = str(error).splitlines()[1].strip() if "\n" in str(error) else str(error)
+        raise CheckpointError(f"the weights in '{checkpoint if isinstance(checkpoint, Path) else 'the checkpoint'}' "
+                              f"do not fit a {config.agent.name} agent for env '{config.env.id}' ({first})") from None
+    return agent.eval()
