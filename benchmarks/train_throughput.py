@@ -20,6 +20,7 @@ import argparse
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -62,6 +63,8 @@ def measure(tree: Path, presets: list[str], steps: int, skip: int, neighbour: st
 
 
 def main() -> None:
+    # a SIGTERM (kill, a scheduler) ends the run through the finally blocks, which stop the neighbour process
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--preset", nargs="+", default=["keydoor_vector"], help="presets, stacked (default "
                         "keydoor_vector)")

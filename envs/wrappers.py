@@ -266,6 +266,8 @@ class FrameCapture(gym.Wrapper):
 
     def reset(self, **kwargs: Any):
         result = self.env.reset(**kwargs)
+        if self.capturing:  # a filmed episode starts a new film
+            self.frames = []
         self._capture()
         return result
 

@@ -1,4 +1,5 @@
-"""The ``forethought`` command line: ``envs`` lists tasks, ``eval`` runs a policy and reports."""
+"""The ``forethought`` command line: ``envs`` lists tasks, ``train`` trains, ``eval`` evaluates a checkpoint (or the
+random baseline), ``plot`` draws learning curves."""
 
 from __future__ import annotations
 
@@ -83,6 +84,26 @@ def build_parser() -> argparse.ArgumentParser:
     eval_parser.add_argument("--random", action="store_true", help="shortcut for eval.policy=random (the baseline)")
     eval_parser.add_argument("--workers", type=int, help="shortcut for eval.workers=N")
     eval_parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    plot_parser = commands.add_parser(
+        "plot", help="draw runs' learning curves (PNG and SVG) and a table of when each reaches a threshold",
+        description=textwrap.dedent("""\
+            Draw a metric of run folders against env steps or wall time: runs grouped by a config field,
+            each group's mean and Student-t 95% interval over its runs. Writes OUT.png, OUT.svg, and OUT.md
+            and OUT.csv: per run, the env steps and wall seconds at which the metric first reaches
+            --threshold, and its final value; per group, the mean final value and its spread."""),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="example:\n  forethought plot 'runs/*KeyDoorVector*' --group agent.name --threshold 0.9",
+    )
+    plot_parser.add_argument("runs", nargs="+", metavar="RUN_OR_GLOB", help="run folders or glob patterns (quoted)")
+    plot_parser.add_argument("--metric", default="eval/return", help="metric to draw (default eval/return; "
+                             "episode/return is the exploring return)")
+    plot_parser.add_argument("--x", default="env_steps", choices=["env_steps", "wall"], help="x axis (default "
+                             "env_steps)")
+    plot_parser.add_argument("--group", default="agent.name", help="dotted config field that groups runs (default "
+                             "agent.name; e.g. env.id)")
+    plot_parser.add_argument("--threshold", type=float, help="report when each run first reaches this value")
+    plot_parser.add_argument("--out", default="plot.png", help="where the PNG goes; the SVG, .md and .csv go "
+                             "beside it (default plot.png)")
     return parser
 
 
@@ -177,13 +198,24 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_plot(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from forethought.plot import plot
+
+    written = plot(args.runs, args.metric, args.x, args.group, args.threshold, Path(args.out))
+    print(written["table"])
+    print(f"\nwrote {', '.join(written['plots'])}, {written['markdown']}, {written['csv']}")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script; bad input exits 2 with one sentence, not a traceback."""
     import envs
 
     args = build_parser().parse_args(argv)
     try:
-        return {"envs": _cmd_envs, "train": _cmd_train, "eval": _cmd_eval}[args.command](args)
+        return {"envs": _cmd_envs, "train": _cmd_train, "eval": _cmd_eval, "plot": _cmd_plot}[args.command](args)
     except (ConfigError, envs.EnvError, TrainingError, CheckpointError) as error:
         print(f"forethought: error: {error}", file=sys.stderr)
         return 2

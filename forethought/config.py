@@ -126,7 +126,14 @@ class TrainConfig(Section):
     checkpoint_every: PositiveInt = 5000
     """Env steps between checkpoints."""
     eval_episodes: int = Field(5, ge=0)
-    """Episodes of the greedy policy evaluated at the end of training."""
+    """Greedy episodes of each evaluation during training (see eval_every) and of the final one; 0: none."""
+    report_every: int = Field(10000, ge=0)
+    """Env steps between reports into report/step_<N>/ and W&B: the world model's open-loop video (true,
+    predicted, error) of image keys, the decoded goals of hierarchical agents, and the video of the greedy
+    evaluation's first episode; 0 reports only at the end."""
+    eval_every: int = Field(5000, ge=0)
+    """Env steps between greedy evaluations during training (eval/return and eval/length, on env copies and
+    seeds of their own); 0 evaluates only at the end. The last evaluation, at the end, is the final return."""
     sample_beside_learning: bool = True
     """Remote env runners collect the next fragment while the learner trains (the train ratio is still held:
     a fragment's updates are made in the round after it arrives); False takes turns, sampling then training."""
@@ -174,9 +181,20 @@ class RunConfig(Section):
     seed: int = Field(0, ge=0)
     """Seed of the env, the policy and everything random in the run."""
     wandb: Literal["offline", "online", "disabled"] = "offline"
-    """Weights & Biases mode: offline (default, no account needed), online, or disabled."""
+    """Weights & Biases mode: offline (default, no account needed; `wandb sync` uploads later), online (needs a
+    W&B API key: `wandb login` or WANDB_API_KEY), or disabled."""
     project: str = "forethought"
     """W&B project name."""
+    group: str = ""
+    """W&B group of the run (e.g. one per sweep or per comparison); empty: none."""
+    tags: list[str] = []
+    """W&B tags of the run, e.g. [keydoor, baseline]."""
+    name: str = ""
+    """W&B run name; empty: the run folder's name."""
+    notes: str = ""
+    """W&B notes of the run (a sentence on what it tests)."""
+    wandb_artifacts: bool = False
+    """Log every checkpoint's agent weights (not the replay) as a W&B model artifact."""
 
 
 class Config(Section):

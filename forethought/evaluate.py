@@ -127,6 +127,55 @@ def run_episodes(env: gym.Env, policy: Policy, episodes: int | Sequence[int], pr
             "goal_frames": goal_frames}
 
 
+EVAL_SEEDS = 1_000_000_000
+"""Seeds of the greedy evaluations during training start here, far from the training envs' (the run's seed
+plus 100,003 per env runner and one per env copy)."""
+
+
+class GreedyEvaluation:
+    """Greedy episodes of the training agent on an env of their own, every time it is called.
+
+    The episodes of the evaluation at env step N are seeded ``EVAL_SEEDS + 10**7 * run.seed + N + i``:
+    never a training seed, different episodes at every evaluation, the same ones when a run is repeated or
+    resumed. The global torch random state is restored afterwards, so evaluating does not change training.
+    """
+
+    def __init__(self, config: Config):
+        self.config = config
+        try:  # an env that renders can film the first episode of an evaluation
+            self.env = envs.make(**env_kwargs(config), capture_frames=True)
+            self.env.set_wrapper_attr("capturing", False)
+        except (envs.EnvError, ValueError):
+            self.env = envs.make(**env_kwargs(config))
+        self.last_step: int | None = None
+        self.last_seed = 0
+        self.last: dict[str, Any] = {}
+
+    def __call__(self, agent: Any, step: int, episodes: int, film: bool = False) -> dict[str, Any]:
+        """Play ``episodes`` greedy episodes (``film``: keep the frames of the first, and for a hierarchical agent
+        its decoded goals); the result of ``run_episodes`` (kept as ``last``)."""
+        import torch
+
+        if film and _has_frames(self.env):
+            self.env.set_wrapper_attr("capturing", True)
+        policy = AgentPolicy(agent, film_goals=film and hasattr(agent, "goal_observation"))
+        seed = EVAL_SEEDS + 10**7 * self.config.run.seed + step
+        # the networks run at batch size 1 here: eagerly, not recompiled for it
+        with torch.random.fork_rng(devices=[]), torch.compiler.set_stance("force_eager"):
+            result = run_episodes(self.env, policy, episodes, progress=False, seed=seed)
+        self.last_step, self.last, self.last_seed = step, result, seed
+        return result
+
+    @staticmethod
+    def metrics(result: dict[str, Any]) -> dict[str, float]:
+        """``eval/return`` and ``eval/length`` (means over the episodes) and the return's spread."""
+        return {"eval/return": float(np.mean(result["returns"])), "eval/length": float(np.mean(result["lengths"])),
+                "eval/return_std": float(np.std(result["returns"], ddof=1)) if len(result["returns"]) > 1 else 0.0}
+
+    def close(self) -> None:
+        self.env.close()
+
+
 def _has_frames(env: gym.Env) -> bool:
     try:
         env.get_wrapper_attr("frames")
@@ -135,29 +184,23 @@ def _has_frames(env: gym.Env) -> bool:
         return False
 
 
-def evaluate(config: Config, progress: bool = True, agent: Any = None, episodes: int | None = None,
-             save: bool = True) -> dict[str, Any]:
-    """Evaluate the random policy, or ``agent`` greedily; write eval.json (and the video) into the run folder.
-
-    ``save`` also writes the resolved config (not wanted when a training run evaluates itself).
-    """
+def evaluate(config: Config, progress: bool = True) -> dict[str, Any]:
+    """Evaluate the random policy (the baseline); write config.yaml, eval.json (and the video) into the run
+    folder. A trained agent's checkpoints are evaluated by forethought.evaluate_checkpoint."""
     run_dir = Path(config.run.dir)
     env = make_env(config, capture_frames=config.eval.video)
     try:
-        policy: Policy = RandomPolicy(env.action_space) if agent is None else AgentPolicy(agent)
-        result = run_episodes(env, policy, episodes or config.eval.episodes, progress)
+        result = run_episodes(env, RandomPolicy(env.action_space), config.eval.episodes, progress)
     finally:
         env.close()
-    if save:
-        save_config(config, run_dir / "config.yaml")
-    label = "random" if agent is None else f"agent ({config.agent.name}, greedy)"
-    return write_report(config, result, label, run_dir / REPORT_NAME, {})
+    save_config(config, run_dir / "config.yaml")
+    return write_report(config, result, "random", run_dir / REPORT_NAME, {})
 
 
 def write_report(config: Config, result: dict[str, Any], policy: str, path: Path, extra: dict[str, Any]
                  ) -> dict[str, Any]:
     """The JSON report of ``run_episodes``'s result, written to ``path`` with the video of episode 0 beside it
-    (when eval.video); returned with ``report`` (its path) added."""
+    (when eval.video and the episode was filmed); returned with ``report`` (its path) added."""
     env_steps = int(sum(result["lengths"]))
     report: dict[str, Any] = {
         "env": config.env.id,
@@ -174,16 +217,20 @@ def write_report(config: Config, result: dict[str, Any], policy: str, path: Path
         "env_steps_per_s": env_steps / max(result["seconds"], 1e-9),
         "machine": {"python": platform.python_version(), "processor": platform.processor() or platform.machine()},
     }
-    if config.eval.video:
+    if config.eval.video and result["frames"]:
         name = "eval_episode0" if path.name == REPORT_NAME else f"{path.stem}_episode0"
-        frames = beside(result["frames"], result.get("goal_frames", []))
-        report["video"] = str(write_video(frames, path.with_name(f"{name}.{config.eval.video_format}"),
-                                          config.eval.video_fps))
+        report["video"] = str(episode_video(result, path.with_name(f"{name}.{config.eval.video_format}"),
+                                            config.eval.video_fps))
         report["video_goals"] = bool(result.get("goal_frames"))
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(report, indent=2))
     report["report"] = str(path)
     return report
+
+
+def episode_video(result: dict[str, Any], path: Path, fps: int) -> Path:
+    """The filmed episode of a ``run_episodes`` result, with the decoded goals beside it where there are any."""
+    return write_video(beside(result["frames"], result.get("goal_frames", [])), path, fps)
 
 
 def beside(frames: Sequence[np.ndarray], goals: Sequence[np.ndarray]) -> list[np.ndarray]:

@@ -3,8 +3,8 @@
 ``write_report`` runs ``agent.report`` on a replayed batch and writes, into ``folder``:
 - ``report.npz``: every array of the report (open-loop errors of vector keys, decoded goals, ...);
 - per image key, ``report_<key>.<fmt>``: a video whose rows are the true observations, the world
-  model's open-loop predictions and, for the hierarchical agent, the manager's goals decoded
-  into observations; one column per replayed sequence.
+  model's open-loop predictions, their error (mid-grey where none) and, for the hierarchical agent, the
+  manager's goals decoded into observations; one column per replayed sequence.
 """
 
 from __future__ import annotations
@@ -18,11 +18,12 @@ import torch
 
 from forethought.video import write_video
 
-ROWS = ("openloop/{key}_true", "openloop/{key}_pred", "goals/{key}")
+ROWS = ("openloop/{key}_true", "openloop/{key}_pred", "openloop/{key}_error", "goals/{key}")
 
 
 def report_frames(report: Mapping[str, np.ndarray], key: str, columns: int = 4) -> list[np.ndarray]:
-    """Frames [H * rows, W * columns, C] tiling the report's videos of one image key."""
+    """Frames [H * rows, W * columns, C] tiling the report's videos of one image key: the true observations, the
+    open-loop predictions, their error (grey where none) and (hierarchical agents) the decoded goals, one row each."""
     rows = [report[name.format(key=key)][:columns] for name in ROWS if name.format(key=key) in report]
     if not rows:
         raise KeyError(f"the report has no videos of image key '{key}'")

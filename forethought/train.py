@@ -22,9 +22,10 @@ from tqdm import tqdm
 
 from forethought.config import Config, ConfigError, env_kwargs, save_config
 from forethought.console import route_library_logs, stderr_to_log
-from forethought.loading import CHECKPOINTS, agent_config, latest_checkpoint
+from forethought.evaluate import REPORT_NAME, GreedyEvaluation, episode_video, write_report
+from forethought.loading import CHECKPOINTS, MODULE_STATE, agent_config, latest_checkpoint
 from forethought.signals import Stopped, StopRequests
-from forethought.tracking import Tracker
+from forethought.tracking import Tracker, check_wandb_key
 
 
 class TrainingError(RuntimeError):
@@ -148,8 +149,9 @@ def _check_resume(config: Config, run_dir: Path) -> None:
     before = yaml.safe_load(path.read_text())
     now = config.model_dump(mode="json")
     ignore = {("train", "steps"), ("train", "log_every"), ("train", "checkpoint_every"), ("train", "eval_episodes"),
-              ("scale", "address"), ("scale", "learner_threads"), ("scale", "env_runner_threads"), ("train", "compile"),
-              ("run", "wandb"), ("run", "project")}
+              ("train", "eval_every"), ("train", "report_every"), ("train", "compile"),
+              ("scale", "address"), ("scale", "learner_threads"), ("scale", "env_runner_threads"),
+              *(("run", key) for key in ("wandb", "project", "group", "tags", "name", "notes", "wandb_artifacts"))}
     diffs = [f"{section}.{key}: {before.get(section, {}).get(key)!r} -> {value!r}"
              for section in ("env", "agent", "train", "scale", "run") for key, value in now[section].items()
              if (section, key) not in ignore and before.get(section, {}).get(key) != value]
@@ -176,26 +178,44 @@ def _record(algo: Any, result: dict[str, Any], step: int, seconds: float, start_
     return {k: (None if isinstance(v, float) and not np.isfinite(v) else v) for k, v in record.items()}
 
 
-def _report_and_evaluate(config: Config, algo: Any, progress: bool, tracker: Tracker) -> float | None:
-    """Write the report (open-loop predictions, decoded goals) and evaluate the greedy policy; the greedy
-    return, or None when train.eval_episodes is 0."""
+def _report(config: Config, algo: Any, agent: Any, folder: Path, tracker: Tracker, step: int,
+            filmed: dict[str, Any] | None) -> list[Path]:
+    """The world model's report on 4 replayed sequences (open-loop predictions, decoded goals) and the filmed
+    first episode of the greedy evaluation, into ``folder``; their videos go to W&B at ``step``."""
     import torch
 
-    agent = algo.learner_agent()
-    # the report and the evaluation run the networks at other batch sizes: eagerly, not recompiled for them
+    from forethought.report import write_report as write_predictions
+
+    fmt, fps = config.eval.video_format, config.eval.video_fps
+    paths: list[Path] = []
+    # the report runs the networks at another batch size: eagerly, not recompiled for it
     with torch.compiler.set_stance("force_eager"):
         if algo.replay.can_sample(config.train.batch_length):
-            from forethought.report import write_report
+            paths = write_predictions(agent, algo.replay.sample(4, config.train.batch_length), folder, fmt, fps)
+    videos = {f"report/{p.stem.removeprefix('report_')}": p for p in paths if p.suffix != ".npz"}
+    if filmed and filmed["frames"]:
+        videos["eval/video"] = episode_video(filmed, folder / f"eval_episode0.{fmt}", fps)
+        paths.append(videos["eval/video"])
+    tracker.media(step, videos)
+    return paths
 
-            batch = algo.replay.sample(4, config.train.batch_length)
-            paths = write_report(agent, batch, Path(config.run.dir) / "report", config.eval.video_format,
-                                 config.eval.video_fps)
-            print(f"report: {', '.join(str(p) for p in paths)}")
-        if not config.train.eval_episodes:
-            return None
-        from forethought.evaluate import evaluate
 
-        report = evaluate(config, progress=progress, agent=agent, episodes=config.train.eval_episodes, save=False)
+def _finish(config: Config, algo: Any, tracker: Tracker, evaluation: GreedyEvaluation | None, step: int
+            ) -> float | None:
+    """The final report (report/) and eval.json of the final greedy evaluation (made here unless the loop made it
+    at this step); the final greedy return, or None when train.eval_episodes is 0."""
+    agent = algo.learner_agent()
+    filmed = None
+    if evaluation is not None:
+        filmed = evaluation.last if evaluation.last_step == step else evaluation(agent, step,
+                                                                                 config.train.eval_episodes, film=True)
+    paths = _report(config, algo, agent, Path(config.run.dir) / "report", tracker, step, filmed)
+    if paths:
+        print(f"report: {', '.join(str(p) for p in paths)}")
+    if evaluation is None:
+        return None
+    report = write_report(config, evaluation.last, f"agent ({config.agent.name}, greedy)",
+                          Path(config.run.dir) / REPORT_NAME, {"env_step": step, "first_seed": evaluation.last_seed})
     tracker.summary({"eval/return": report["return"]["mean"], "eval/return_std": report["return"]["std"]})
     return float(report["return"]["mean"])
 
@@ -205,6 +225,7 @@ def train(config: Config, progress: bool = True) -> dict[str, Any]:
     run_dir = Path(config.run.dir)
     _check_resume(config, run_dir)
     check_setup(config)
+    check_wandb_key(config)
     save_config(config, run_dir / "config.yaml")
     with stderr_to_log(run_dir):  # Ray's and RLlib's start-up notes, some printed by native code
         start_ray(config)
@@ -229,7 +250,15 @@ def train(config: Config, progress: bool = True) -> dict[str, Any]:
     start = time.perf_counter()
     record: dict[str, Any] = {}
     with stderr_to_log(run_dir):  # W&B's start-up notes
-        tracker = Tracker(run_dir, config, console=progress, resume_step=step)
+        try:
+            tracker = Tracker(run_dir, config, console=progress, resume_step=step)
+        except ConfigError:  # W&B online and its server out of reach: nothing trained, nothing lost
+            algo.stop()
+            raise
+    evaluation = GreedyEvaluation(config) if config.train.eval_episodes else None
+    every, report_every = config.train.eval_every, config.train.report_every
+    next_eval = (step // every + 1) * every if every else None
+    next_report = (step // report_every + 1) * report_every if report_every else None
     stop = StopRequests()
     with stop, tqdm(total=config.train.steps, initial=step, unit="step", desc="train", disable=not progress,
                     dynamic_ncols=True) as bar:
@@ -253,11 +282,25 @@ def train(config: Config, progress: bool = True) -> dict[str, Any]:
             episode_return = record.get("episode/return")
             bar.set_postfix({"return": "-" if episode_return is None else f"{episode_return:.2f}",
                              "ratio": f"{record['perf/train_ratio']:.1f}"})
-            if step >= next_log or step >= config.train.steps or stop.signum:
+            final = step >= config.train.steps
+            reporting = not stop.signum and not final and next_report is not None and step >= next_report
+            evaluated = evaluation is not None and not stop.signum and (
+                final or reporting or (next_eval is not None and step >= next_eval))
+            agent = algo.learner_agent() if evaluated or reporting else None
+            filmed = None
+            if evaluated:  # greedy episodes on envs and seeds of their own; the last one is the final return
+                assert evaluation is not None
+                filmed = evaluation(agent, step, config.train.eval_episodes, film=reporting or final)
+                record.update(evaluation.metrics(filmed))
+                next_eval = (step // every + 1) * every if every else None
+            if reporting:  # the final report is written after the loop, into report/
+                _report(config, algo, agent, run_dir / "report" / f"step_{step:010d}", tracker, step, filmed)
+                next_report = (step // report_every + 1) * report_every
+            if evaluated or step >= next_log or step >= config.train.steps or stop.signum:
                 tracker.log(record)
                 next_log = step + config.train.log_every
             if step >= next_checkpoint or step >= config.train.steps or stop.signum:
-                save_checkpoint(algo, run_dir, step)
+                tracker.checkpoint(save_checkpoint(algo, run_dir, step) / MODULE_STATE, step)
                 next_checkpoint = step + config.train.checkpoint_every
     if stop.signum:  # the loop has written this step's record and checkpoint
         tracker.finish()
@@ -265,7 +308,9 @@ def train(config: Config, progress: bool = True) -> dict[str, Any]:
         last = latest_checkpoint(run_dir)
         raise Stopped(stop.signum, f"stopped by {stop.name} at env step {step:,}; checkpoint {last or 'none'}; "
                                    "run the same command to resume")
-    greedy = _report_and_evaluate(config, algo, progress, tracker)
+    greedy = _finish(config, algo, tracker, evaluation, step)
+    if evaluation is not None:
+        evaluation.close()
     if greedy is not None:
         record["eval/return"] = greedy
     record["summary"] = {

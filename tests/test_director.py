@@ -160,7 +160,7 @@ def test_report_decodes_goals_into_observations():
     assert torch.allclose(report["goals/vector"][:, :1], vector)
 
 
-def test_write_report_tiles_true_predicted_and_goal_frames(tmp_path):
+def test_write_report_tiles_true_predicted_error_and_goal_frames(tmp_path):
     import numpy as np
 
     from forethought.report import report_frames, write_report
@@ -172,8 +172,9 @@ def test_write_report_tiles_true_predicted_and_goal_frames(tmp_path):
     saved = np.load(paths[0])
     assert saved["goals/vector"].shape == (2, 6, 4) and saved["openloop/image_pred"].shape == (2, 6, 16, 16, 3)
     frames = report_frames(dict(saved), "image")
-    assert len(frames) == 6 and frames[0].shape == (3 * 16, 2 * 16, 3)  # rows: true, predicted, goal
-    assert np.array_equal(frames[2][32:, :16], saved["goals/image"][0, 2])
+    assert len(frames) == 6 and frames[0].shape == (4 * 16, 2 * 16, 3)  # rows: true, predicted, error, goal
+    assert np.array_equal(frames[3][32:48, 16:], saved["openloop/image_error"][1, 3])
+    assert np.array_equal(frames[2][48:, :16], saved["goals/image"][0, 2])
 
 
 def test_goal_space_is_deter_centred_by_its_running_mean():

@@ -13,6 +13,7 @@ import imageio.v3 as iio
 import pytest
 
 from forethought.evaluate_checkpoint import evaluate_checkpoint
+from tests.conftest import train_briefly
 
 ROOT = Path(__file__).resolve().parent.parent
 FORETHOUGHT = Path(sys.executable).parent / "forethought"
@@ -23,21 +24,13 @@ def cli(*args):
                           env={**os.environ, "RAY_AUTH_MODE": "disabled", "WANDB_MODE": "disabled"})
 
 
-def trained(folder: Path, *presets: str) -> Path:
-    """A run folder of a short debug-sized training run (two checkpoints kept)."""
-    result = cli("train", "-c", *presets, "debug", f"run.dir={folder}", "train.steps=384", "train.checkpoint_every=192",
-                 "train.eval_episodes=0", "run.wandb=disabled", "--quiet")
-    assert result.returncode == 0, result.stderr[-3000:]
-    return folder
-
-
-@pytest.fixture(scope="module")
-def flat_run(tmp_path_factory):
-    return trained(tmp_path_factory.mktemp("flat") / "run", "cartpole")
-
-
 def kept_steps(run: Path) -> list[int]:
     return [int(p.name.removeprefix("step_")) for p in sorted((run / "checkpoints").glob("step_*"))]
+
+
+@pytest.fixture
+def flat_run(trained_cartpole):
+    return trained_cartpole
 
 
 def one_error_line(result, needle):
@@ -88,7 +81,7 @@ def test_ray_workers_play_the_same_episodes(flat_run, ray_session):
 
 
 def test_director_video_shows_the_decoded_goal_beside_the_frame(tmp_path):
-    run = trained(tmp_path / "run", "keydoor_director")
+    run = train_briefly(tmp_path / "run", "keydoor_director")
     report = evaluate_checkpoint(run, ["eval.episodes=1", "eval.video=true"], progress=False)
     assert report["video_goals"] and Path(report["video"]).exists()
     frames = list(iio.imiter(report["video"]))

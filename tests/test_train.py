@@ -124,3 +124,23 @@ def test_sigterm_writes_a_checkpoint_and_the_same_command_resumes_from_it(tmp_pa
     assert f"resumed from {checkpoint} at {step:,} env steps with {replay_steps:,} steps in replay" in resumed.stdout
     last = records(run_dir)[-1]
     assert last["step"] >= step + 64 and last["perf/updates"] == last["step"] * 8 / (4 * 16)
+
+
+def test_greedy_evaluations_during_training_are_recorded_and_change_nothing_else(tmp_path):
+    evaluated, plain = tmp_path / "evaluated", tmp_path / "plain"
+    for run_dir, every in ((evaluated, 128), (plain, 0)):
+        result = train(f"run.dir={run_dir}", f"train.eval_every={every}", "train.eval_episodes=2", "run.wandb=disabled",
+                       "--steps", "384")
+        assert result.returncode == 0, result.stderr[-3000:]
+    log = records(evaluated)
+    graded = [r for r in log if "eval/return" in r]
+    # every 128 env steps (at the first record past each multiple) and at the end: the last is the final return
+    assert [r["step"] // 128 for r in graded[:-1]] == [1, 2] and graded[-1]["step"] == log[-1]["step"] >= 384
+    assert all(0 < r["eval/length"] <= 200 and r["eval/return"] is not None for r in graded)
+    report = json.loads((evaluated / "eval.json").read_text())
+    assert report["env_step"] == log[-1]["step"] and report["return"]["mean"] == graded[-1]["eval/return"]
+    assert report["first_seed"] == 1_000_000_000 + log[-1]["step"]  # never a training env's seed
+    # evaluating leaves training alone: the same losses at every record as without the evaluations
+    losses = {r["step"]: r["world_model/loss"] for r in records(plain) if "world_model/loss" in r}
+    assert losses and all(r["world_model/loss"] == losses[r["step"]] for r in log if r["step"] in losses)
+    assert "eval/return" in records(plain)[-1]  # the final evaluation happens either way
