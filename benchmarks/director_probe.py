@@ -39,7 +39,7 @@ AHEAD = 4
 
 def load_agent(run_dir: Path, checkpoint: Path | None = None) -> tuple[Any, Any]:
     """The run's config and its Director agent with the weights of ``checkpoint`` (default: the latest)."""
-    from forethought import loading
+    from forethought import loading, run_folder
     from forethought.config import load_config
     from forethought.evaluate import make_env
 
@@ -47,10 +47,10 @@ def load_agent(run_dir: Path, checkpoint: Path | None = None) -> tuple[Any, Any]
     if config.agent.name != "director":
         raise SystemExit(f"{run_dir} trained agent.name={config.agent.name}; the probe reads Director runs only")
     try:
-        checkpoint = checkpoint or loading.find_checkpoint(run_dir)[1]
+        checkpoint = checkpoint or run_folder.find_checkpoint(run_dir)[1]
         env = make_env(config)
         agent = loading.load_agent(checkpoint, config, env.observation_space, env.action_space)
-    except loading.CheckpointError as error:
+    except run_folder.CheckpointError as error:
         raise SystemExit(str(error)) from None
     env.close()
     return config, agent

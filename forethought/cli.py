@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 from forethought import __version__
 from forethought.config import Config, ConfigError, available_presets, describe_fields, load_config
-from forethought.loading import CheckpointError
+from forethought.run_folder import CheckpointError
 from forethought.signals import Stopped
 from forethought.train import TrainingError
 

@@ -13,7 +13,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from forethought import loading
+from forethought import loading, run_folder
 from forethought.config import Config, ConfigError, env_kwargs, load_config
 from forethought.evaluate import AgentPolicy, Policy, RandomPolicy, make_env, run_episodes, write_report
 
@@ -22,7 +22,7 @@ FIXED_SECTIONS = ("agent", "train")
 
 def resolve(target: Path, overrides: list[str]) -> tuple[Config, Config, Path]:
     """(config to evaluate with, the run's own config, checkpoint) of a run folder or checkpoint folder."""
-    run_dir, checkpoint = loading.find_checkpoint(target)
+    run_dir, checkpoint = run_folder.find_checkpoint(target)
     run_config = load_config([str(run_dir / "config.yaml")], [f"run.dir={run_dir}"])
     config = load_config([str(run_dir / "config.yaml")], [f"run.dir={run_dir}", *overrides])
     before, now = run_config.model_dump(mode="json"), config.model_dump(mode="json")
@@ -32,10 +32,10 @@ def resolve(target: Path, overrides: list[str]) -> tuple[Config, Config, Path]:
             raise ConfigError(f"{section}.{changed[0]} cannot change when evaluating a checkpoint (the agent is the "
                               "checkpoint's); what may: env.*, eval.*, run.*, scale.*")
     if config.eval.step:
-        if checkpoint.resolve() == target.resolve() and loading.checkpoint_step(checkpoint) != config.eval.step:
+        if checkpoint.resolve() == target.resolve() and run_folder.checkpoint_step(checkpoint) != config.eval.step:
             raise ConfigError(f"eval.step={config.eval.step} asks for another checkpoint than '{target}'; give the run "
                               "folder with eval.step, or the checkpoint folder alone")
-        checkpoint = loading.find_checkpoint(run_dir, config.eval.step)[1]
+        checkpoint = run_folder.find_checkpoint(run_dir, config.eval.step)[1]
     return config, run_config, checkpoint
 
 
@@ -56,7 +56,7 @@ def check_spaces(config: Config, run_config: Config) -> None:
 
     (obs, actions), (trained_obs, trained_actions) = spaces(config), spaces(run_config)
     if (obs, actions) != (trained_obs, trained_actions):
-        raise loading.CheckpointError(
+        raise run_folder.CheckpointError(
             f"env '{config.env.id}' has observations {obs} and {actions.kind} actions {actions.sizes}; the "
             f"checkpoint's agent was trained on '{run_config.env.id}' with observations {trained_obs} and "
             f"{trained_actions.kind} actions {trained_actions.sizes}")
@@ -103,7 +103,7 @@ def play_on_ray(config: Config, run_config: Config, weights: dict[str, Any], wor
         try:
             parts = ray.get([task.remote(config, run_config, shared, share, False, 1) for share in shares])
         except ray.exceptions.RayTaskError as error:  # weights that do not fit: the same sentence as here
-            if isinstance(error.cause, loading.CheckpointError):
+            if isinstance(error.cause, run_folder.CheckpointError):
                 raise error.cause from None
             raise
         seconds = time.perf_counter() - begin
@@ -131,6 +131,6 @@ def evaluate_checkpoint(target: Path, overrides: list[str], progress: bool = Tru
     slug = re.sub(r"[^\w.-]+", "-", config.env.id).strip("-")
     path = Path(config.run.dir) / "eval" / f"{checkpoint.name}_{config.eval.policy}_{slug}_seed{config.run.seed}.json"
     extra = {"agent": run_config.agent.name, "checkpoint": str(checkpoint),
-             "checkpoint_step": loading.checkpoint_step(checkpoint), "trained_env": run_config.env.id,
+             "checkpoint_step": run_folder.checkpoint_step(checkpoint), "trained_env": run_config.env.id,
              "workers": config.eval.workers}
     return write_report(config, result, config.eval.policy, path, extra)

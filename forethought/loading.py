@@ -1,9 +1,10 @@
 """Agents from configs and from checkpoints: what training builds and what evaluation loads, without Ray.
 
-A run folder holds ``config.yaml`` and ``checkpoints/step_<N>/``; a checkpoint's agent weights are RLlib's
-module state (``algorithm/learner_group/learner/rl_module/default_policy/module_state.pkl``, a dict of
-numpy arrays). ``load_agent`` reads only that file, with an unpickler that accepts nothing but arrays, so a
-foreign or corrupt file is refused with one sentence instead of running code or a traceback.
+A checkpoint's agent weights are RLlib's module state (``run_folder.MODULE_STATE``, a dict of numpy
+arrays). ``load_agent`` (called by ``forethought eval`` and ``benchmarks/director_probe.py``) reads only that
+file, with an unpickler that accepts nothing but arrays, so a foreign or corrupt file is refused with one
+sentence instead of running code or a traceback. Training's resume restores the whole algorithm instead
+(optimisers, replay, counters) from the same checkpoint folders, found by ``run_folder``.
 """
 
 from __future__ import annotations
@@ -15,13 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from forethought.config import Config, ConfigError
-
-CHECKPOINTS = "checkpoints"
-MODULE_STATE = Path("algorithm/learner_group/learner/rl_module/default_policy/module_state.pkl")
-
-
-class CheckpointError(ValueError):
-    """A run folder or checkpoint that cannot be loaded; the message names the path and why."""
+from forethought.run_folder import MODULE_STATE, CheckpointError
 
 
 def _check_override_types(agent: Any) -> None:
@@ -85,40 +80,6 @@ def agent_config(config: Config) -> Any:
             imagination_starts=agent.imagination_starts, **agent.hierarchy)
     except (TypeError, ValueError) as error:
         raise ConfigError(f"bad agent override: {error}") from None
-
-
-def latest_checkpoint(run_dir: Path) -> Path | None:
-    """The newest complete checkpoint of a run folder, or None."""
-    folder = run_dir / CHECKPOINTS
-    done = sorted(p for p in folder.glob("step_*") if not p.name.endswith(".tmp") and (p / "complete").exists())
-    return done[-1] if done else None
-
-
-def checkpoint_step(checkpoint: Path) -> int:
-    """The env step a checkpoint was written at (its folder's name)."""
-    return int(checkpoint.name.removeprefix("step_"))
-
-
-def find_checkpoint(target: Path, step: int | None = None) -> tuple[Path, Path]:
-    """(run folder, checkpoint) of a run folder (its newest checkpoint, or the one of env step ``step``) or of
-    a checkpoint folder ``<run>/checkpoints/step_<N>``."""
-    if not target.exists():
-        raise CheckpointError(f"'{target}' does not exist; give a run folder or one of its checkpoints/step_* folders")
-    if (target / "complete").exists() and target.parent.name == CHECKPOINTS:
-        return target.parent.parent, target
-    if not (target / "config.yaml").exists():
-        raise CheckpointError(f"'{target}' is neither a run folder (no config.yaml) nor a checkpoint folder "
-                              "(checkpoints/step_<N> with a 'complete' file)")
-    kept = sorted(p for p in (target / CHECKPOINTS).glob("step_*") if (p / "complete").exists())
-    if not kept:
-        raise CheckpointError(f"run folder '{target}' has no checkpoints yet (no complete checkpoints/step_* folder)")
-    if step is None:
-        return target, kept[-1]
-    chosen = [p for p in kept if checkpoint_step(p) == step]
-    if not chosen:
-        steps = ", ".join(str(checkpoint_step(p)) for p in kept)
-        raise CheckpointError(f"run folder '{target}' has no checkpoint at env step {step}; it keeps: {steps}")
-    return target, chosen[0]
 
 
 class _ArraysOnly(pickle.Unpickler):

@@ -1,29 +1,28 @@
-"""``forethought train``: run an agent on RLlib, log, checkpoint, resume, and evaluate at the end.
+"""``forethought train``: run an agent on RLlib, log, evaluate, report, checkpoint and resume.
 
-The run folder is the run: ``config.yaml``, ``metrics.jsonl``, ``checkpoints/step_<N>/`` (RLlib's
-algorithm state with the agent's weights and optimisers, plus the replay, counters and random
-state) and ``eval.json``. Running the same command on the same folder resumes from its newest
-checkpoint. At the end it writes ``report/`` (forethought.report: open-loop predictions and, for
-the hierarchical agent, the manager's goals decoded into observations).
+The run folder (forethought.run_folder) is the run: running the same command on the same folder resumes from
+its newest checkpoint. Every ``train.eval_every`` env steps the greedy agent is evaluated on an env of its own
+(forethought.evaluate.GreedyEvaluation), every ``train.report_every`` a report (forethought.report: open-loop
+predictions and, for the hierarchical agent, the manager's goals decoded into observations) goes to
+``report/step_<N>/`` and W&B; at the end the last evaluation is ``eval.json`` and the last report ``report/``.
 """
 
 from __future__ import annotations
 
 import itertools
 import os
-import shutil
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import yaml
 from tqdm import tqdm
 
 from forethought.config import Config, ConfigError, env_kwargs, save_config
 from forethought.console import route_library_logs, stderr_to_log
 from forethought.evaluate import REPORT_NAME, GreedyEvaluation, episode_video, write_report
-from forethought.loading import CHECKPOINTS, MODULE_STATE, agent_config, latest_checkpoint
+from forethought.loading import agent_config
+from forethought.run_folder import MODULE_STATE, check_resume, latest_checkpoint, save_checkpoint
 from forethought.signals import Stopped, StopRequests
 from forethought.tracking import Tracker, check_wandb_key
 
@@ -125,41 +124,6 @@ def register_env() -> None:
     register(ENV_NAME, create)
 
 
-def save_checkpoint(algo: Any, run_dir: Path, step: int, keep: int = 2) -> Path:
-    """Write a checkpoint into a temporary folder, then rename it: a crash never leaves half of one."""
-    final = run_dir / CHECKPOINTS / f"step_{step:010d}"
-    tmp = final.with_name(final.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    algo.save_to_path(str((tmp / "algorithm").resolve()))
-    algo.save_extra(tmp)
-    (tmp / "complete").write_text(str(step))
-    shutil.rmtree(final, ignore_errors=True)
-    tmp.rename(final)
-    for old in sorted(p for p in final.parent.glob("step_*") if not p.name.endswith(".tmp"))[:-keep]:
-        shutil.rmtree(old, ignore_errors=True)
-    return final
-
-
-def _check_resume(config: Config, run_dir: Path) -> None:
-    """Refuse to resume a folder whose run had another setup; a longer budget is fine."""
-    path = run_dir / "config.yaml"
-    if not path.exists() or latest_checkpoint(run_dir) is None:  # nothing to resume: any setup may start
-        return
-    before = yaml.safe_load(path.read_text())
-    now = config.model_dump(mode="json")
-    ignore = {("train", "steps"), ("train", "log_every"), ("train", "checkpoint_every"), ("train", "eval_episodes"),
-              ("train", "eval_every"), ("train", "report_every"), ("train", "compile"),
-              ("scale", "address"), ("scale", "learner_threads"), ("scale", "env_runner_threads"),
-              *(("run", key) for key in ("wandb", "project", "group", "tags", "name", "notes", "wandb_artifacts"))}
-    diffs = [f"{section}.{key}: {before.get(section, {}).get(key)!r} -> {value!r}"
-             for section in ("env", "agent", "train", "scale", "run") for key, value in now[section].items()
-             if (section, key) not in ignore and before.get(section, {}).get(key) != value]
-    if diffs:
-        raise ConfigError(f"run folder '{run_dir}' holds a run with another setup ({'; '.join(diffs)}); "
-                          "use another run.dir or the same settings")
-
-
 def _record(algo: Any, result: dict[str, Any], step: int, seconds: float, start_step: int) -> dict[str, Any]:
     learner = result.get("learners", {}).get("default_policy", {})
     record: dict[str, Any] = {"step": step, "time_s": round(seconds, 2), "episodes": algo.counters["episodes"]}
@@ -223,7 +187,7 @@ def _finish(config: Config, algo: Any, tracker: Tracker, evaluation: GreedyEvalu
 def train(config: Config, progress: bool = True) -> dict[str, Any]:
     """Train (or resume) the configured run and evaluate it; returns the final record."""
     run_dir = Path(config.run.dir)
-    _check_resume(config, run_dir)
+    check_resume(config, run_dir)
     check_setup(config)
     check_wandb_key(config)
     save_config(config, run_dir / "config.yaml")
