@@ -65,6 +65,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     eval_parser = commands.add_parser(
         "eval", help="evaluate a trained agent's checkpoint, or the random baseline, and write a JSON report",
+        usage="forethought eval [RUN_DIR_OR_CHECKPOINT] [KEY=VALUE ...] [--episodes N] [--video] [--workers N] "
+              "[--random] [-c PRESET ...] [--print-config] [--quiet]",
         description=textwrap.dedent("""\
             Evaluate the agent of a run folder's newest checkpoint (eval.step=N picks another) or of a
             checkpoint folder: eval.episodes episodes, greedy (eval.policy=sampled samples its actions), on
