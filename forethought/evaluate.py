@@ -169,8 +169,9 @@ class GreedyEvaluation:
     @staticmethod
     def metrics(result: dict[str, Any]) -> dict[str, float]:
         """``eval/return`` and ``eval/length`` (means over the episodes) and the return's spread."""
-        return {"eval/return": float(np.mean(result["returns"])), "eval/length": float(np.mean(result["lengths"])),
-                "eval/return_std": float(np.std(result["returns"], ddof=1)) if len(result["returns"]) > 1 else 0.0}
+        returns = summarize(result["returns"])  # the reports' statistics: std with ddof=1, 0 for one episode
+        return {"eval/return": float(returns["mean"] or 0.0), "eval/length": float(np.mean(result["lengths"])),
+                "eval/return_std": float(returns["std"] or 0.0)}
 
     def close(self) -> None:
         self.env.close()
