@@ -33,5 +33,5 @@ $(VENV)/.installed: pyproject.toml Makefile
 ifneq ($(HAS_GPU),yes)
 	$(PIP) --retries 0 --timeout 10 --extra-index-url https://download.pytorch.org/whl/cpu "torch==$(TORCH_CPU_VERSION)"
 endif
-	$(PIP) -e ".[dev,minigrid,crafter]"
+	$(PIP) -e ".[dev,minigrid,crafter,tune]"
 	touch $@

@@ -86,6 +86,25 @@ def build_parser() -> argparse.ArgumentParser:
     eval_parser.add_argument("--random", action="store_true", help="shortcut for eval.policy=random (the baseline)")
     eval_parser.add_argument("--workers", type=int, help="shortcut for eval.workers=N")
     eval_parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    tune_parser = commands.add_parser(
+        "tune", help="run a sweep (grid, random or Optuna search, ASHA early stopping) as Ray Tune trials",
+        description=textwrap.dedent("""\
+            Run the sweep of SWEEP.yaml as Ray Tune trials, each a `forethought train` run in its own run
+            folder under the sweep's folder (runs/sweeps/<name>/) and W&B run in the sweep's group, as many
+            at once as the CPUs hold. The file names the presets and fixed overrides, the parameters (each
+            {values: [...]}, {uniform: [lo, hi]}, {loguniform: [lo, hi]} or {randint: [lo, hi]}), the search
+            (grid, random, optuna), samples, the metric and mode, and optional ASHA early stopping
+            (asha: {grace_period: env steps, reduction_factor: 3}). Ctrl-C or SIGTERM stops it with
+            checkpoints; the same command resumes it. Writes summary.md and summary.json: each setting's
+            final metric, mean and std over its seeds, every seed listed. Examples: configs/sweeps/."""),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="example:\n  forethought tune configs/sweeps/keydoor_entropy_grid.yaml train.steps=5000",
+    )
+    tune_parser.add_argument("sweep", metavar="SWEEP.yaml", help="the sweep file")
+    tune_parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="fixed values added to the sweep's "
+                             "overrides for every trial, e.g. train.steps=5000")
+    tune_parser.add_argument("--print-config", action="store_true", help="print the checked sweep as YAML and exit")
+    tune_parser.add_argument("--quiet", action="store_true", help="no progress bar")
     plot_parser = commands.add_parser(
         "plot", help="draw runs' learning curves (PNG and SVG) and a table of when each reaches a threshold",
         description=textwrap.dedent("""\
@@ -161,8 +180,38 @@ def _cmd_train(args: argparse.Namespace) -> int:
     if args.print_config:
         _print_config(config)
         return 0
+    if config.run.seeds:  # one trial per seed, on Ray Tune
+        from forethought.sweep import markdown, run_sweep
+        from forethought.sweep_spec import seeds_sweep
+
+        presets = [word for word in args.configs if "=" not in word]
+        report = run_sweep(seeds_sweep(config, presets, _resolve_overrides(args, {"steps": "train.steps"})),
+                           progress=not args.quiet)
+        print(markdown(report))
+        print(f"\nper-seed run folders: {config.run.dir}/seed<S>; curves: forethought plot '{config.run.dir}/seed*'")
+        return 0
     record = train(config, progress=not args.quiet)
     print(format_summary(record["summary"]))
+    return 0
+
+
+def _cmd_tune(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from forethought.sweep import markdown, run_sweep
+    from forethought.sweep_spec import read_sweep
+
+    sweep = read_sweep(Path(args.sweep), args.overrides)
+    if args.print_config:
+        import yaml
+
+        print(yaml.safe_dump(sweep.model_dump(mode="json"), sort_keys=False), end="")
+        return 0
+    report = run_sweep(sweep, progress=not args.quiet)
+    print(markdown(report))
+    first = next(iter(sweep.parameters))
+    print(f"\nwrote {sweep.folder}/summary.md and summary.json; curves: forethought plot '{sweep.folder}/*/' "
+          f"--group {first}")
     return 0
 
 
@@ -217,7 +266,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     args = build_parser().parse_args(argv)
     try:
-        return {"envs": _cmd_envs, "train": _cmd_train, "eval": _cmd_eval, "plot": _cmd_plot}[args.command](args)
+        return {"envs": _cmd_envs, "train": _cmd_train, "eval": _cmd_eval, "tune": _cmd_tune,
+                "plot": _cmd_plot}[args.command](args)
     except (ConfigError, envs.EnvError, TrainingError, CheckpointError) as error:
         print(f"forethought: error: {error}", file=sys.stderr)
         return 2

@@ -8,6 +8,7 @@ into it later.
 from __future__ import annotations
 
 import copy
+import os
 import re
 from collections.abc import Sequence
 from pathlib import Path
@@ -148,6 +149,9 @@ class ScaleConfig(Section):
 
     address: str = ""
     """Ray cluster address; empty starts a local Ray."""
+    ship_code: bool = True
+    """With an address: upload forethought, agents, envs and world_models to the cluster through Ray's runtime
+    environment, so that no node needs them installed (their dependencies must be: torch, ray[rllib], ...)."""
     num_env_runners: int = Field(1, ge=0)
     """Env runner processes (0 samples in the driver)."""
     num_envs_per_env_runner: PositiveInt = 1
@@ -156,6 +160,9 @@ class ScaleConfig(Section):
     """CPUs reserved per env runner."""
     num_gpus_per_env_runner: float = Field(0.0, ge=0)
     """GPU fraction per env runner (for acting with large models)."""
+    env_runner_resources: dict[str, float] = {}
+    """Custom Ray resources each env runner needs, e.g. {rollout_node: 1} to place them on the nodes started with
+    `ray start --resources='{"rollout_node": 8}'`."""
     num_learners: int = Field(0, ge=0)
     """Learner processes; 0 learns in the driver process."""
     num_gpus_per_learner: float = Field(0.0, ge=0)
@@ -177,9 +184,14 @@ class RunConfig(Section):
     """Where a run lives and how it is seeded."""
 
     dir: str = ""
-    """Run folder; empty picks runs/<env>-seed<seed>. The folder is the run: config, reports, videos."""
+    """Run folder; empty picks runs/<env>-seed<seed>. The folder is the run: config, reports, videos. Environment
+    variables in it are expanded (runs/sweep/$WANDB_RUN_ID)."""
     seed: int = Field(0, ge=0)
     """Seed of the env, the policy and everything random in the run."""
+    seeds: list[Annotated[int, Field(ge=0)]] = []
+    """Seeds to run as parallel trials, e.g. [0, 1, 2]: one run folder each (run.dir/seed<S>, run.dir defaulting
+    to runs/<env>-seeds), as many at once as the CPUs hold, W&B group run.group (default: run.dir's name), and a
+    table of the final greedy returns (mean, std, every seed). Empty: the one run of run.seed."""
     wandb: Literal["offline", "online", "disabled"] = "offline"
     """Weights & Biases mode: offline (default, no account needed; `wandb sync` uploads later), online (needs a
     W&B API key: `wandb login` or WANDB_API_KEY), or disabled."""
@@ -270,18 +282,33 @@ _FLOAT = re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+$")
 _OVERRIDE = re.compile(r"^([A-Za-z_][\w]*(?:\.[A-Za-z_][\w]*)*)=(.*)$", re.DOTALL)
 
 
-def parse_override(text: str) -> dict[str, Any]:
-    """Turn 'a.b.c=value' into {'a': {'b': {'c': value}}}, the value read as YAML."""
+def numbers(value: Any) -> Any:
+    """``value`` read from YAML with the strings that YAML 1.1 leaves for floats without a dot (3e-4) made floats."""
+    if isinstance(value, str) and _FLOAT.match(value.strip()):
+        return float(value)  # YAML 1.1 reads 3e-4 (no dot) as a string; a user means the number
+    if isinstance(value, dict):
+        return {key: numbers(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [numbers(item) for item in value]
+    return value
+
+
+def split_override(text: str) -> tuple[str, Any]:
+    """Turn 'a.b.c=value' into ('a.b.c', value), the value read as YAML."""
     match = _OVERRIDE.match(text)
     if not match:
         raise ConfigError(f"override '{text}' is not of the form section.field=value (e.g. eval.episodes=5)")
     path, raw = match.groups()
     try:
-        value = yaml.safe_load(raw) if raw.strip() else ""
-        if isinstance(value, str) and _FLOAT.match(value.strip()):
-            value = float(value)  # YAML 1.1 reads 3e-4 (no dot) as a string; a user means the number
+        value = numbers(yaml.safe_load(raw)) if raw.strip() else ""
     except yaml.YAMLError as error:
         raise ConfigError(f"override '{text}' has a value that is not valid YAML: {error}") from error
+    return path, value
+
+
+def parse_override(text: str) -> dict[str, Any]:
+    """Turn 'a.b.c=value' into {'a': {'b': {'c': value}}}, the value read as YAML."""
+    path, value = split_override(text)
     nested: dict[str, Any] = {}
     for i, key in enumerate(reversed(path.split("."))):
         nested = {key: value if i == 0 else nested}
@@ -334,9 +361,13 @@ def load_config(presets: Sequence[str] = (), overrides: Sequence[str] = ()) -> C
     for text in overrides:
         data = merge(data, parse_override(text))
     config = validate(data)
+    if "$" in config.run.dir:  # e.g. $WANDB_RUN_ID, set by `wandb agent` (which runs the command without a shell)
+        config = config.model_copy(update={"run": config.run.model_copy(update={"dir": os.path.expandvars(
+            config.run.dir)})})
     if not config.run.dir:
         slug = re.sub(r"[^\w.-]+", "-", config.env.id).strip("-")
-        run = config.run.model_copy(update={"dir": f"runs/{slug}-seed{config.run.seed}"})
+        suffix = "-seeds" if config.run.seeds else f"-seed{config.run.seed}"
+        run = config.run.model_copy(update={"dir": f"runs/{slug}{suffix}"})
         config = config.model_copy(update={"run": run})
     return config
 

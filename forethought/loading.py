@@ -27,18 +27,22 @@ def _check_override_types(agent: Any) -> None:
     from world_models.config import WorldModelConfig
 
     hierarchy = {f.name: f for f in dataclasses.fields(DirectorConfig) if not dataclasses.is_dataclass(f.default)}
-    sections = {"world_model": WorldModelConfig(), "actor_critic": ActorCriticConfig(), "manager": ActorCriticConfig(),
-                "worker": ActorCriticConfig(), "goal": GoalConfig()}
+    sections: dict[str, Any] = {"world_model": WorldModelConfig(), "actor_critic": ActorCriticConfig(),
+                                "manager": ActorCriticConfig(), "worker": ActorCriticConfig(), "goal": GoalConfig()}
     for section, overrides in (("world_model", agent.world_model), ("actor_critic", agent.actor_critic),
                                ("manager", agent.manager), ("worker", agent.worker), ("goal", agent.goal),
                                ("hierarchy", agent.hierarchy)):
+        names = list(hierarchy) if section == "hierarchy" else [f.name for f in dataclasses.fields(sections[section])]
         for key, value in overrides.items():
+            if key not in names:
+                raise ConfigError(f"unknown config key 'agent.{section}.{key}'; valid keys in 'agent.{section}': "
+                                  f"{', '.join(names)}")
             if section == "hierarchy":
-                default = hierarchy[key].default if key in hierarchy else None
+                default = hierarchy[key].default
             else:
-                default = getattr(sections[section], key, None)
+                default = getattr(sections[section], key)
             if default is None:
-                continue  # unknown names are refused with the valid ones when the config is built
+                continue
             kind = type(default)
             number = isinstance(value, (int, float)) and not isinstance(value, bool)
             if kind in (int, float):

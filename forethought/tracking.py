@@ -110,8 +110,8 @@ def start_wandb(run_dir: Path, config: Config) -> Any:
     run = config.run
     check_wandb_key(config)
     id_file = run_dir / "wandb_id.txt"
-    if not id_file.exists():
-        id_file.write_text(secrets.token_hex(4))
+    if not id_file.exists():  # `wandb agent` names the run it made for this command
+        id_file.write_text(os.environ.get("WANDB_RUN_ID") or secrets.token_hex(4))
     try:
         return wandb.init(
             project=run.project, dir=str(run_dir), mode=run.wandb, id=id_file.read_text().strip(), resume="allow",

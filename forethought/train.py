@@ -12,6 +12,7 @@ from __future__ import annotations
 import itertools
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +44,7 @@ def algorithm_config(config: Config) -> Any:
         .env_runners(num_env_runners=scale.num_env_runners, num_envs_per_env_runner=scale.num_envs_per_env_runner,
                      num_cpus_per_env_runner=scale.num_cpus_per_env_runner,  # type: ignore[arg-type]
                      num_gpus_per_env_runner=scale.num_gpus_per_env_runner,
+                     custom_resources_per_env_runner=dict(scale.env_runner_resources),
                      rollout_fragment_length=train.rollout_length)
         .learners(num_learners=scale.num_learners, num_gpus_per_learner=scale.num_gpus_per_learner)
         .fault_tolerance(restart_failed_env_runners=True)
@@ -95,11 +97,25 @@ def start_ray(config: Config) -> None:
     if ray.is_initialized():
         return
     if config.scale.address:
-        ray.init(address=config.scale.address, log_to_driver=False)
+        ray.init(address=config.scale.address, log_to_driver=False,
+                 runtime_env=code_runtime_env() if config.scale.ship_code else None)
     else:
         # "local" always starts a new Ray here, never joining one that happens to run on this machine
         ray.init(address="local", num_cpus=config.scale.num_cpus or None, include_dashboard=False,
                  log_to_driver=False, object_store_memory=512 * 2**20)
+
+
+def code_runtime_env() -> dict[str, Any]:
+    """Ray's runtime environment that uploads this code (forethought, agents, envs, world_models) to every node
+    of a cluster, so that its nodes need only the dependencies installed (torch, ray[rllib], gymnasium, ...)."""
+    import agents
+    import envs
+    import forethought
+    import world_models
+
+    folders = [str(Path(module.__file__).resolve().parent) for module in (forethought, agents, envs, world_models)
+               if module.__file__]
+    return {"py_modules": folders, "excludes": ["__pycache__", "*.pyc"]}
 
 
 def register_env() -> None:
@@ -184,106 +200,160 @@ def _finish(config: Config, algo: Any, tracker: Tracker, evaluation: GreedyEvalu
     return float(report["return"]["mean"])
 
 
-def train(config: Config, progress: bool = True) -> dict[str, Any]:
-    """Train (or resume) the configured run and evaluate it; returns the final record."""
-    run_dir = Path(config.run.dir)
-    check_resume(config, run_dir)
-    check_setup(config)
-    check_wandb_key(config)
-    save_config(config, run_dir / "config.yaml")
-    with stderr_to_log(run_dir):  # Ray's and RLlib's start-up notes, some printed by native code
-        start_ray(config)
-        route_library_logs(run_dir)  # after Ray's import, which gives its logger a console handler
-        register_env()
-        algo = algorithm_config(config).build_algo()
-    print(f"replay: {config.train.replay_capacity:,} steps, {algo.replay.nbytes / 2**20:,.1f} MiB allocated")
-    checkpoint = latest_checkpoint(run_dir)
-    if checkpoint:
-        try:
-            algo.restore_from_path(str((checkpoint / "algorithm").resolve()))
-            algo.load_extra(checkpoint)
-        except Exception as error:  # RLlib, pickle and numpy raise many kinds for a damaged folder
-            algo.stop()
-            raise ConfigError(f"checkpoint '{checkpoint}' cannot be restored ({type(error).__name__}: {error}); "
-                              "move it away to resume from an older one, or use another run.dir") from None
-        print(f"resumed from {checkpoint} at {algo.counters['env_steps']:,} env steps "
-              f"with {len(algo.replay):,} steps in replay")
-    start_step = step = algo.counters["env_steps"]
-    next_log = step + config.train.log_every
-    next_checkpoint = step + config.train.checkpoint_every
-    start = time.perf_counter()
-    record: dict[str, Any] = {}
-    with stderr_to_log(run_dir):  # W&B's start-up notes
-        try:
-            tracker = Tracker(run_dir, config, console=progress, resume_step=step)
-        except ConfigError:  # W&B online and its server out of reach: nothing trained, nothing lost
-            algo.stop()
-            raise
-    evaluation = GreedyEvaluation(config) if config.train.eval_episodes else None
-    every, report_every = config.train.eval_every, config.train.report_every
-    next_eval = (step // every + 1) * every if every else None
-    next_report = (step // report_every + 1) * report_every if report_every else None
-    stop = StopRequests()
-    with stop, tqdm(total=config.train.steps, initial=step, unit="step", desc="train", disable=not progress,
-                    dynamic_ncols=True) as bar:
-        while step < config.train.steps and not stop.signum:
+class Training:
+    """One run's training, one round at a time: ``train`` drives it with a progress bar and signals, a Tune trial
+    (forethought.sweep) one logged record per Tune step. Building it checks the setup, builds the algorithm and
+    resumes from the run folder's newest checkpoint."""
+
+    def __init__(self, config: Config, console: bool = True) -> None:
+        self.config = config
+        run_dir = self.run_dir = Path(config.run.dir)
+        check_resume(config, run_dir)
+        check_setup(config)
+        check_wandb_key(config)
+        save_config(config, run_dir / "config.yaml")
+        with stderr_to_log(run_dir):  # Ray's and RLlib's start-up notes, some printed by native code
+            start_ray(config)
+            route_library_logs(run_dir)  # after Ray's import, which gives its logger a console handler
+            register_env()
+            algo = self.algo = algorithm_config(config).build_algo()
+        print(f"replay: {config.train.replay_capacity:,} steps, {algo.replay.nbytes / 2**20:,.1f} MiB allocated")
+        checkpoint = latest_checkpoint(run_dir)
+        if checkpoint:
             try:
-                result = algo.train()
-            except (FloatingPointError, RuntimeError) as error:
-                # NaNs surface as our FloatingPointError, or as torch's complaint when sampling from them
-                if not isinstance(error, FloatingPointError) and not any(
-                        word in str(error).lower() for word in ("nan", " inf")):
-                    raise
+                algo.restore_from_path(str((checkpoint / "algorithm").resolve()))
+                algo.load_extra(checkpoint)
+            except Exception as error:  # RLlib, pickle and numpy raise many kinds for a damaged folder
                 algo.stop()
-                tracker.finish()
-                last = latest_checkpoint(run_dir)
-                raise TrainingError(f"training stopped at env step {step:,}: {str(error).split(';')[0]}; the last "
-                                    f"checkpoint is {last or 'none'} (lower the learning rates, or check the env's "
-                                    "rewards and observations)") from None
-            step = algo.counters["env_steps"]
-            bar.update(step - bar.n)
-            record = _record(algo, result, step, time.perf_counter() - start, start_step)
-            episode_return = record.get("episode/return")
+                raise ConfigError(f"checkpoint '{checkpoint}' cannot be restored ({type(error).__name__}: {error}); "
+                                  "move it away to resume from an older one, or use another run.dir") from None
+            print(f"resumed from {checkpoint} at {algo.counters['env_steps']:,} env steps "
+                  f"with {len(algo.replay):,} steps in replay")
+        self.start_step = self.step = step = algo.counters["env_steps"]
+        self.next_log = step + config.train.log_every
+        self.next_checkpoint = step + config.train.checkpoint_every
+        self.checkpoint_step = step if checkpoint else -1
+        self.start = time.perf_counter()
+        self.record: dict[str, Any] = {}
+        with stderr_to_log(run_dir):  # W&B's start-up notes
+            try:
+                self.tracker = Tracker(run_dir, config, console=console, resume_step=step)
+            except ConfigError:  # W&B online and its server out of reach: nothing trained, nothing lost
+                algo.stop()
+                raise
+        self.evaluation = GreedyEvaluation(config) if config.train.eval_episodes else None
+        every, report_every = config.train.eval_every, config.train.report_every
+        self.next_eval = (step // every + 1) * every if every else None
+        self.next_report = (step // report_every + 1) * report_every if report_every else None
+        self.closed = False
+
+    @property
+    def done(self) -> bool:
+        """Whether the run has its train.steps env steps."""
+        return self.step >= self.config.train.steps
+
+    def advance(self, stopping: Callable[[], bool] = lambda: False) -> dict[str, Any] | None:
+        """One round of sampling and updates, then what falls due at its env step: a greedy evaluation, a report,
+        a record, a checkpoint. ``stopping`` (read after the round) says a stop was asked for: the round's record
+        and checkpoint are written and nothing else starts. Returns the record if one was logged."""
+        config, algo, run_dir = self.config, self.algo, self.run_dir
+        try:
+            result = algo.train()
+        except (FloatingPointError, RuntimeError) as error:
+            # NaNs surface as our FloatingPointError, or as torch's complaint when sampling from them
+            if not isinstance(error, FloatingPointError) and not any(
+                    word in str(error).lower() for word in ("nan", " inf")):
+                raise
+            self.close()
+            last = latest_checkpoint(run_dir)
+            raise TrainingError(f"training stopped at env step {self.step:,}: {str(error).split(';')[0]}; the last "
+                                f"checkpoint is {last or 'none'} (lower the learning rates, or check the env's "
+                                "rewards and observations)") from None
+        halt = stopping()
+        step = self.step = algo.counters["env_steps"]
+        record = self.record = _record(algo, result, step, time.perf_counter() - self.start, self.start_step)
+        final = self.done
+        reporting = not halt and not final and self.next_report is not None and step >= self.next_report
+        evaluation = self.evaluation
+        evaluated = evaluation is not None and not halt and (
+            final or reporting or (self.next_eval is not None and step >= self.next_eval))
+        agent = algo.learner_agent() if evaluated or reporting else None
+        filmed = None
+        if evaluated:  # greedy episodes on envs and seeds of their own; the last one is the final return
+            assert evaluation is not None
+            filmed = evaluation(agent, step, config.train.eval_episodes, film=reporting or final)
+            record.update(evaluation.metrics(filmed))
+            every = config.train.eval_every
+            self.next_eval = (step // every + 1) * every if every else None
+        if reporting:  # the final report is written by finish(), into report/
+            _report(config, algo, agent, run_dir / "report" / f"step_{step:010d}", self.tracker, step, filmed)
+            self.next_report = (step // config.train.report_every + 1) * config.train.report_every
+        logged = evaluated or step >= self.next_log or final or halt
+        if logged:
+            self.tracker.log(record)
+            self.next_log = step + config.train.log_every
+        if step >= self.next_checkpoint or final or halt:
+            self.save()
+        return record if logged else None
+
+    def save(self) -> Path:
+        """A checkpoint of this env step (written once), also a W&B artifact when asked for."""
+        if self.checkpoint_step != self.step:
+            self.tracker.checkpoint(save_checkpoint(self.algo, self.run_dir, self.step) / MODULE_STATE, self.step)
+            self.checkpoint_step = self.step
+            self.next_checkpoint = self.step + self.config.train.checkpoint_every
+        checkpoint = latest_checkpoint(self.run_dir)
+        assert checkpoint is not None
+        return checkpoint
+
+    def interrupt(self) -> Path:
+        """Stop before train.steps: checkpoint this env step (unless written), close; returns the checkpoint."""
+        checkpoint = self.save()
+        self.close()
+        return checkpoint
+
+    def finish(self) -> dict[str, Any]:
+        """The final report and greedy evaluation (see _finish), the summary, and close; returns the final record."""
+        config, algo, step, record = self.config, self.algo, self.step, self.record
+        greedy = _finish(config, algo, self.tracker, self.evaluation, step)
+        if greedy is not None:
+            record["eval/return"] = greedy
+        record["summary"] = {
+            "env_steps": step, "wall_s": time.perf_counter() - self.start,
+            "env_steps_per_s": record.get("perf/env_steps_per_s") or 0.0, "updates": int(algo.counters["updates"]),
+            "exploring_return": record.get("episode/return"), "exploring_episodes": len(algo.recent_episodes),
+            "greedy_return": greedy, "greedy_episodes": config.train.eval_episodes, "run_dir": str(self.run_dir),
+            "wandb_dir": self.tracker.wandb_dir, "wandb_mode": config.run.wandb}
+        self.close()
+        return record
+
+    def close(self) -> None:
+        """Finish the W&B run and stop the algorithm's actors (once)."""
+        if self.closed:
+            return
+        self.closed = True
+        if self.evaluation is not None:
+            self.evaluation.close()
+        with stderr_to_log(self.run_dir):
+            self.tracker.finish()
+            self.algo.stop()
+
+
+def train(config: Config, progress: bool = True) -> dict[str, Any]:
+    """Train (or resume) the configured run and evaluate it; returns the final record. SIGTERM or SIGINT stop it
+    at the end of the round with a checkpoint (forethought.signals.Stopped)."""
+    session = Training(config, console=progress)
+    stop = StopRequests()
+    with stop, tqdm(total=config.train.steps, initial=session.step, unit="step", desc="train",
+                    disable=not progress, dynamic_ncols=True) as bar:
+        while not session.done and not stop.signum:
+            session.advance(lambda: stop.signum is not None)
+            bar.update(session.step - bar.n)
+            episode_return = session.record.get("episode/return")
             bar.set_postfix({"return": "-" if episode_return is None else f"{episode_return:.2f}",
-                             "ratio": f"{record['perf/train_ratio']:.1f}"})
-            final = step >= config.train.steps
-            reporting = not stop.signum and not final and next_report is not None and step >= next_report
-            evaluated = evaluation is not None and not stop.signum and (
-                final or reporting or (next_eval is not None and step >= next_eval))
-            agent = algo.learner_agent() if evaluated or reporting else None
-            filmed = None
-            if evaluated:  # greedy episodes on envs and seeds of their own; the last one is the final return
-                assert evaluation is not None
-                filmed = evaluation(agent, step, config.train.eval_episodes, film=reporting or final)
-                record.update(evaluation.metrics(filmed))
-                next_eval = (step // every + 1) * every if every else None
-            if reporting:  # the final report is written after the loop, into report/
-                _report(config, algo, agent, run_dir / "report" / f"step_{step:010d}", tracker, step, filmed)
-                next_report = (step // report_every + 1) * report_every
-            if evaluated or step >= next_log or step >= config.train.steps or stop.signum:
-                tracker.log(record)
-                next_log = step + config.train.log_every
-            if step >= next_checkpoint or step >= config.train.steps or stop.signum:
-                tracker.checkpoint(save_checkpoint(algo, run_dir, step) / MODULE_STATE, step)
-                next_checkpoint = step + config.train.checkpoint_every
-    if stop.signum:  # the loop has written this step's record and checkpoint
-        tracker.finish()
-        algo.stop()
-        last = latest_checkpoint(run_dir)
-        raise Stopped(stop.signum, f"stopped by {stop.name} at env step {step:,}; checkpoint {last or 'none'}; "
+                             "ratio": f"{session.record['perf/train_ratio']:.1f}"})
+    if stop.signum:
+        checkpoint = session.interrupt()
+        raise Stopped(stop.signum, f"stopped by {stop.name} at env step {session.step:,}; checkpoint {checkpoint}; "
                                    "run the same command to resume")
-    greedy = _finish(config, algo, tracker, evaluation, step)
-    if evaluation is not None:
-        evaluation.close()
-    if greedy is not None:
-        record["eval/return"] = greedy
-    record["summary"] = {
-        "env_steps": step, "wall_s": time.perf_counter() - start, "env_steps_per_s": record.get("perf/env_steps_per_s")
-        or 0.0, "updates": int(algo.counters["updates"]), "exploring_return": record.get("episode/return"),
-        "exploring_episodes": len(algo.recent_episodes), "greedy_return": greedy,
-        "greedy_episodes": config.train.eval_episodes, "run_dir": str(run_dir), "wandb_dir": tracker.wandb_dir,
-        "wandb_mode": config.run.wandb}
-    with stderr_to_log(run_dir):
-        tracker.finish()
-        algo.stop()
-    return record
+    return session.finish()

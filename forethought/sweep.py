@@ -1,0 +1,292 @@
+"""``forethought tune SWEEP.yaml`` and ``forethought train ... run.seeds=[...]``: trials on Ray Tune, each one a
+training run (forethought.train.Training) in a run folder of its own.
+
+A trial reserves what its run needs (1 CPU and the learner's GPUs for the driver's learner, plus each env runner's
+and each remote learner's share), so Tune runs as many at once as the cluster holds. A trial reports to Tune once
+per record that holds the sweep's metric (the greedy evaluations, every train.eval_every env steps, for
+eval/return); ASHA compares trials at its rungs of env steps. A trial that ASHA stops, or that an interrupted sweep
+stops, writes a checkpoint first. Interrupting the sweep (Ctrl-C, SIGTERM) saves Tune's state in the sweep's
+``tune/`` folder; the same command resumes it: finished trials stay finished and unfinished ones resume from their
+run folders' checkpoints. At the end ``summary.md`` and ``summary.json`` give each setting's final metric over its
+seeds (mean, std with ddof=1, every seed).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal
+import threading
+from typing import Any
+
+from ray import tune
+from tqdm import tqdm
+
+from forethought.config import ConfigError
+from forethought.console import route_library_logs, stderr_to_log
+from forethought.signals import Stopped
+from forethought.stats import summarize
+from forethought.sweep_spec import Sweep, check_folder, trial_config, trial_name
+from forethought.train import Training, start_ray
+
+#: set when a SIGINT (or a SIGTERM, turned into one) ends Tune's run early; a process-wide flag because a resumed
+#: sweep runs the callback that Tune saved with its state, not the one made here
+INTERRUPTED = threading.Event()
+
+
+def _index(trial_id: str) -> str:
+    return trial_id.rsplit("_", 1)[-1]
+
+
+class Trial(tune.Trainable):
+    """One trial: a training run whose Tune steps end at each record that holds the sweep's metric."""
+
+    def setup(self, config: dict[str, Any], sweep: Sweep) -> None:  # type: ignore[override]
+        self.metric = sweep.metric
+        self.session = Training(trial_config(sweep, config, _index(self.trial_id)), console=False)
+
+    def _result(self, record: dict[str, Any], done: bool = False) -> dict[str, Any]:
+        result = {key: value for key, value in record.items() if key != "summary" and value is not None}
+        return {**result, "env_steps": self.session.step, "run_dir": str(self.session.run_dir), "done": done}
+
+    def step(self) -> dict[str, Any]:
+        session = self.session
+        while not session.done:
+            record = session.advance()
+            if session.done:
+                break
+            if record is not None and record.get(self.metric) is not None:
+                return self._result(record)
+        return self._result(session.finish(), done=True)
+
+    def save_checkpoint(self, checkpoint_dir: str) -> dict[str, Any]:
+        """Tune's checkpoint of a trial names its run folder, which holds the real checkpoints."""
+        return {"run_dir": str(self.session.run_dir)}
+
+    def load_checkpoint(self, checkpoint: dict[str, Any] | None) -> None:
+        """Nothing to load: setup resumed the run folder from its newest checkpoint already."""
+
+    def cleanup(self) -> None:
+        if not self.session.closed:  # stopped early (ASHA, an interrupted sweep): keep where it got to
+            self.session.interrupt()
+
+
+def param_space(sweep: Sweep) -> dict[str, Any]:
+    """Tune's search space of the sweep's parameters."""
+    space: dict[str, Any] = {}
+    for key, parameter in sweep.parameters.items():
+        if parameter.values is not None:
+            space[key] = tune.grid_search(parameter.values) if sweep.search == "grid" else tune.choice(parameter.values)
+        elif parameter.uniform is not None:
+            space[key] = tune.uniform(*parameter.uniform)
+        elif parameter.loguniform is not None:
+            space[key] = tune.loguniform(*parameter.loguniform)
+        elif parameter.randint is not None:
+            space[key] = tune.randint(*parameter.randint)
+    return space
+
+
+def trial_count(sweep: Sweep) -> int:
+    """Trials the sweep runs: every combination of the values lists per repeat of a grid, else ``samples``."""
+    if sweep.search != "grid":
+        return sweep.samples
+    lists = [len(p.values) for p in sweep.parameters.values() if p.values is not None]
+    return sweep.samples * math.prod(lists)
+
+
+def resources(sweep: Sweep) -> Any:
+    """Per trial, the placement group its run needs: the driver (its learner's GPUs when learning there), each
+    env runner, each remote learner."""
+    from ray.tune.execution.placement_groups import PlacementGroupFactory
+
+    def request(params: dict[str, Any]) -> PlacementGroupFactory:
+        scale = trial_config(sweep, params, "check").scale
+        local_gpus = scale.num_gpus_per_learner if scale.num_learners == 0 else 0.0
+        runner = {"CPU": scale.num_cpus_per_env_runner, "GPU": scale.num_gpus_per_env_runner,
+                  **scale.env_runner_resources}
+        learner = {"CPU": 1.0, "GPU": scale.num_gpus_per_learner}
+        return PlacementGroupFactory([{"CPU": 1.0, "GPU": local_gpus}, *[runner] * scale.num_env_runners,
+                                      *[learner] * scale.num_learners], strategy="PACK")
+
+    return request
+
+
+class Progress(tune.Callback):
+    """A bar of env steps over all trials and one line per finished, stopped or failed trial."""
+
+    def __init__(self, sweep: Sweep, steps: int, enabled: bool) -> None:
+        self.sweep, self.steps, self.enabled = sweep, steps, enabled
+        self.done: dict[str, int] = {}
+        self.bar: Any = None
+
+    def __getstate__(self) -> dict[str, Any]:  # Tune pickles its callbacks with the experiment's state
+        return {**self.__dict__, "bar": None}
+
+    def setup(self, stop: Any = None, num_samples: int | None = None, total_num_samples: int | None = None,
+              **info: Any) -> None:
+        """Note a SIGINT (Tune's own handler, installed by now, ends the run and saves its state)."""
+        INTERRUPTED.clear()
+        if threading.current_thread() is threading.main_thread():
+            tune_handler = signal.getsignal(signal.SIGINT)
+
+            def noted(signum: int, frame: Any) -> None:
+                INTERRUPTED.set()
+                if callable(tune_handler):
+                    tune_handler(signum, frame)
+
+            signal.signal(signal.SIGINT, noted)
+
+    def _bar(self) -> Any:
+        if self.bar is None:
+            self.bar = tqdm(total=trial_count(self.sweep) * self.steps, unit="step", desc=f"tune {self.sweep.name}",
+                            disable=not self.enabled, dynamic_ncols=True)
+        return self.bar
+
+    def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info: Any) -> None:
+        self.done[trial.trial_id] = int(result.get("env_steps", 0))
+        bar = self._bar()
+        bar.n = sum(self.done.values())
+        bar.refresh()
+
+    def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        result = trial.last_result or {}
+        steps, value = int(result.get("env_steps", 0)), result.get(self.sweep.metric)
+        if steps < self.steps:  # stopped early: count the steps it will not take
+            self.done[trial.trial_id] = self.steps
+        early = " (stopped early by ASHA)" if steps < self.steps else ""
+        shown = "-" if value is None else f"{value:.4g}"
+        self._bar().write(f"{trial_name(trial.config, _index(trial.trial_id))}: {self.sweep.metric} {shown} "
+                          f"at {steps:,} env steps{early}")
+
+    def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self._bar().write(f"{trial_name(trial.config, _index(trial.trial_id))}: failed; see "
+                          f"{trial.local_path or self.sweep.folder}/error.txt")
+
+    def on_experiment_end(self, trials: list, **info: Any) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def summary(sweep: Sweep, trials: list[dict[str, Any]]) -> dict[str, Any]:
+    """Each setting (the searched values other than run.seed) with its trials' final metric over seeds."""
+    rows: dict[str, dict[str, Any]] = {}
+    for trial in trials:
+        setting = {k: v for k, v in trial["params"].items() if k != "run.seed"}
+        row = rows.setdefault(json.dumps(setting, sort_keys=True), {"setting": setting, "trials": []})
+        row["trials"].append(trial)
+    table = []
+    for row in rows.values():
+        finals = [t["final"] for t in row["trials"] if t["final"] is not None]
+        exploring = [t["exploring"] for t in row["trials"] if t["exploring"] is not None]
+        stats = summarize(finals) if finals else None
+        explored = summarize(exploring) if exploring else None
+        table.append({**row, "seeds": [t["seed"] for t in row["trials"]],
+                      "finals": [t["final"] for t in row["trials"]],
+                      "mean": stats and stats["mean"], "std": stats and stats["std"],
+                      "exploring_mean": explored and explored["mean"], "exploring_std": explored and explored["std"]})
+    key = (lambda r: -math.inf if r["mean"] is None else r["mean"]) if sweep.mode == "max" else (
+        lambda r: math.inf if r["mean"] is None else -r["mean"])
+    table.sort(key=key, reverse=True)
+    return {"sweep": sweep.name, "metric": sweep.metric, "mode": sweep.mode, "settings": table, "trials": trials}
+
+
+def markdown(report: dict[str, Any]) -> str:
+    """The summary as a markdown table, best setting first."""
+    metric = report["metric"]
+    lines = [f"| setting | seeds | final {metric} (mean ± std) | per seed | exploring return (mean ± std) |",
+             "|---|---|---|---|---|"]
+    for row in report["settings"]:
+        setting = ", ".join(f"{k}={v}" for k, v in row["setting"].items()) or "(one setting)"
+        spread = "-" if row["mean"] is None else f"{row['mean']:.4g} ± {row['std']:.3g}"
+        per_seed = ", ".join(f"{s}: {'-' if f is None else f'{f:.4g}'}{'' if t['status'] == 'finished' else ' *'}"
+                             for s, f, t in zip(row["seeds"], row["finals"], row["trials"], strict=True))
+        explored = "-" if row["exploring_mean"] is None else f"{row['exploring_mean']:.4g} ± {row['exploring_std']:.3g}"
+        lines.append(f"| {setting} | {len(row['seeds'])} | {spread} | {per_seed} | {explored} |")
+    if any(t["status"] != "finished" for t in report["trials"]):
+        lines.append("\n\\* not at train.steps: stopped early by ASHA (its value when stopped) or failed (-)")
+    return "\n".join(lines)
+
+
+def _trials(sweep: Sweep, grid: Any, steps: int) -> list[dict[str, Any]]:
+    trials = []
+    for result in grid:
+        if result.config is None:  # a trial that had not started when the sweep was stopped
+            continue
+        metrics = result.metrics or {}
+        at = int(metrics.get("env_steps", 0))
+        status = "failed" if result.error else "finished" if at >= steps else "stopped"
+        params = dict(result.config)
+        seed = trial_config(sweep, params, "check").run.seed
+        trials.append({"params": params, "seed": seed, "status": status, "env_steps": at,
+                       "final": metrics.get(sweep.metric), "exploring": metrics.get("episode/return"),
+                       "run_dir": metrics.get("run_dir", "")})
+    return sorted(trials, key=lambda t: t["run_dir"])
+
+
+def run_sweep(sweep: Sweep, progress: bool = True) -> dict[str, Any]:
+    """Run (or resume) the sweep's trials on Ray Tune; returns the summary (also summary.md and .json)."""
+    from ray.tune.schedulers import ASHAScheduler
+    from ray.tune.search import BasicVariantGenerator
+
+    resumed = check_folder(sweep)
+    first = {key: p.candidates()[0] for key, p in sweep.parameters.items()}
+    probe = trial_config(sweep, first, "check")
+    steps = probe.train.steps
+    if sweep.search == "optuna":
+        try:
+            from ray.tune.search.optuna import OptunaSearch
+
+            searcher: Any = OptunaSearch(seed=sweep.seed)
+        except ImportError:
+            raise ConfigError("search: optuna needs the optuna package: pip install 'forethought[tune]' "
+                              "(or use search: random)") from None
+    else:
+        searcher = BasicVariantGenerator(random_state=sweep.seed, max_concurrent=sweep.max_concurrent)
+    os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")  # each run folder has its metrics.jsonl
+    os.environ.setdefault("RAY_CHDIR_TO_TRIAL_DIR", "0")
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # the older reporter, silent at verbose=0: ours reports
+    with stderr_to_log(sweep.folder):
+        start_ray(probe)
+        route_library_logs(sweep.folder)
+    trainable = tune.with_resources(tune.with_parameters(Trial, sweep=sweep), resources(sweep))
+    state = sweep.folder / "tune"
+    if resumed and tune.Tuner.can_restore(str(state)):
+        tuner = tune.Tuner.restore(str(state), trainable, resume_unfinished=True, resume_errored=True)
+        print(f"resuming sweep {sweep.name} from {state}")
+    else:
+        scheduler = None if sweep.asha is None else ASHAScheduler(
+            time_attr="env_steps", max_t=steps, grace_period=sweep.asha.grace_period,
+            reduction_factor=sweep.asha.reduction_factor)
+        tuner = tune.Tuner(
+            trainable, param_space=param_space(sweep),
+            tune_config=tune.TuneConfig(metric=sweep.metric, mode=sweep.mode, search_alg=searcher,
+                                        scheduler=scheduler, num_samples=sweep.samples,
+                                        # the variant generator limits itself; Optuna is wrapped by Tune
+                                        max_concurrent_trials=(sweep.max_concurrent or None) if sweep.search ==
+                                        "optuna" else None,
+                                        trial_dirname_creator=lambda trial: trial.trial_id),
+            run_config=tune.RunConfig(name="tune", storage_path=str(sweep.folder), verbose=0,
+                                      callbacks=[Progress(sweep, steps, progress)]))
+    print(f"sweep {sweep.name}: {trial_count(sweep)} trials of {steps:,} env steps in {sweep.folder}")
+    asked: list[int] = []
+
+    def as_sigint(signum: int, frame: Any) -> None:
+        asked.append(signum)
+        os.kill(os.getpid(), signal.SIGINT)
+
+    previous = signal.signal(signal.SIGTERM, as_sigint)
+    try:  # Tune ends a run on SIGINT, saving its state; SIGTERM (schedulers, Kubernetes) is made the same
+        grid = tuner.fit()
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    trials = _trials(sweep, grid, steps)
+    report = summary(sweep, trials)
+    (sweep.folder / "summary.json").write_text(json.dumps(report, indent=2))
+    (sweep.folder / "summary.md").write_text(markdown(report) + "\n")
+    if INTERRUPTED.is_set():
+        signum = asked[0] if asked else signal.SIGINT
+        done = sum(t["status"] == "finished" for t in trials)
+        raise Stopped(signum, f"sweep {sweep.name} stopped by {signal.Signals(signum).name} with {done} of "
+                              f"{trial_count(sweep)} trials finished; run the same command to resume")
+    return report
