@@ -20,7 +20,7 @@ import numpy as np
 from tqdm import tqdm
 
 from forethought.config import Config, ConfigError, env_kwargs, save_config
-from forethought.console import route_library_logs, stderr_to_log
+from forethought.console import log_path, route_library_logs, stderr_to_log
 from forethought.evaluate import REPORT_NAME, GreedyEvaluation, episode_video, write_report
 from forethought.loading import agent_config
 from forethought.run_folder import MODULE_STATE, check_resume, latest_checkpoint, save_checkpoint
@@ -103,6 +103,21 @@ def start_ray(config: Config) -> None:
         # "local" always starts a new Ray here, never joining one that happens to run on this machine
         ray.init(address="local", num_cpus=config.scale.num_cpus or None, include_dashboard=False,
                  log_to_driver=False, object_store_memory=512 * 2**20)
+
+
+def check_resources(config: Config) -> None:
+    """Refuse custom env-runner resources that no node of the cluster offers (the env runners would wait for them
+    forever)."""
+    import ray
+
+    offered = ray.cluster_resources()
+    for name, amount in config.scale.env_runner_resources.items():
+        if offered.get(name, 0.0) < amount:
+            custom = sorted(key for key in offered if key not in ("CPU", "GPU", "memory", "object_store_memory")
+                            and not key.startswith("node:"))
+            raise ConfigError(f"scale.env_runner_resources asks for {amount:g} of resource '{name}', which the "
+                              f"cluster offers {offered.get(name, 0.0):g} of (its custom resources: "
+                              f"{', '.join(custom) or 'none'}); start a node with `ray start --resources` that has it")
 
 
 def code_runtime_env() -> dict[str, Any]:
@@ -215,8 +230,16 @@ class Training:
         with stderr_to_log(run_dir):  # Ray's and RLlib's start-up notes, some printed by native code
             start_ray(config)
             route_library_logs(run_dir)  # after Ray's import, which gives its logger a console handler
+            check_resources(config)
             register_env()
-            algo = self.algo = algorithm_config(config).build_algo()
+            try:
+                algo = self.algo = algorithm_config(config).build_algo()
+            except Exception as error:  # an actor that cannot start: RLlib raises whatever follows from it
+                shipped = "" if not config.scale.address or config.scale.ship_code else (
+                    "; with scale.ship_code=false every node needs forethought installed")
+                raise ConfigError(f"Ray could not start the run's env runners or learners ({type(error).__name__}: "
+                                  f"{str(error).strip().splitlines()[0] if str(error).strip() else 'no message'}); "
+                                  f"their errors are in {log_path(run_dir)}{shipped}") from None
         print(f"replay: {config.train.replay_capacity:,} steps, {algo.replay.nbytes / 2**20:,.1f} MiB allocated")
         checkpoint = latest_checkpoint(run_dir)
         if checkpoint:
