@@ -1,5 +1,6 @@
-"""The ``forethought`` command line: ``envs`` lists tasks, ``train`` trains, ``eval`` evaluates a checkpoint (or the
-random baseline), ``plot`` draws learning curves."""
+"""The ``forethought`` command line: ``envs`` lists tasks, ``train`` trains (several seeds as parallel trials with
+``run.seeds``), ``eval`` evaluates a checkpoint (or the random baseline), ``tune`` runs a sweep, ``plot`` draws
+learning curves."""
 
 from __future__ import annotations
 

@@ -118,6 +118,10 @@ class TrainConfig(Section):
     """Share of replayed sequences drawn from the newest data (see recent_window)."""
     recent_window: PositiveInt = 10_000
     """How many of the newest steps (in all) count as recent for recent_fraction."""
+    reward_fraction: float = Field(0.0, ge=0, le=1)
+    """Share of replayed sequences drawn to hold a step with a non-zero reward (a uniformly chosen one, anywhere in
+    the sequence) while replay has any: more examples of sparse rewards for the reward head and the critics. 0
+    samples uniformly (replay/rewarded_windows reports the share that held a reward)."""
     prefill: int = Field(1000, ge=0)
     """Env steps of random actions before training starts."""
     rollout_length: PositiveInt = 64

@@ -68,8 +68,9 @@ class Trial(tune.Trainable):
         """Nothing to load: setup resumed the run folder from its newest checkpoint already."""
 
     def cleanup(self) -> None:
-        if not self.session.closed:  # stopped early (ASHA, an interrupted sweep): keep where it got to
-            self.session.interrupt()
+        session = getattr(self, "session", None)  # None when setup failed
+        if session is not None and not session.closed:  # stopped early (ASHA, an interrupted sweep): keep it
+            session.interrupt()
 
 
 def param_space(sweep: Sweep) -> dict[str, Any]:

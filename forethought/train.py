@@ -53,7 +53,8 @@ def algorithm_config(config: Config) -> Any:
         .training(agent_config=agent_config(config), batch_size_B=train.batch_size,
                   batch_length_T=train.batch_length, train_ratio=train.train_ratio,
                   replay_capacity=train.replay_capacity, recent_fraction=train.recent_fraction,
-                  recent_window=train.recent_window, prefill_steps=train.prefill,
+                  recent_window=train.recent_window, reward_fraction=train.reward_fraction,
+                  prefill_steps=train.prefill,
                   learner_threads=scale.learner_threads, env_runner_threads=scale.env_runner_threads,
                   compile_learner=train.compile, sample_beside_learning=train.sample_beside_learning)
     )
@@ -165,6 +166,8 @@ def _record(algo: Any, result: dict[str, Any], step: int, seconds: float, start_
     record["perf/env_steps_per_s"] = (step - start_step) / max(seconds, 1e-9)
     record["perf/train_ratio"] = result.get("perf/train_ratio")
     record["perf/updates"] = result.get("counters/updates")
+    for key in ("replay/rewarded_windows", "replay/rewarded_steps"):
+        record[key] = result.get(key)
     for key, value in learner.items():
         if "/" in key and isinstance(value, (int, float)):
             record[key] = value

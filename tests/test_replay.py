@@ -101,3 +101,39 @@ def test_save_and_load_restore_everything(tmp_path):
     (tmp_path / "bad.npz").write_bytes(b"not a zip")
     with pytest.raises(ValueError, match="not a readable replay file"):
         other.load(tmp_path / "bad.npz")
+
+
+def sparse_chunk(start: int, n: int, rewarded: set[int]):
+    """``chunk`` with a reward of 1 only at the steps numbered in ``rewarded``."""
+    steps = chunk(start, n, first=start == 0)
+    steps["reward"] = np.isin(np.arange(start, start + n), list(rewarded)).astype(np.float32)
+    return steps
+
+
+def test_reward_fraction_draws_windows_that_hold_a_rewarded_step():
+    rewarded = {137, 905}
+    replay = Replay(SPEC, capacity=600, lanes=2, seed=0, reward_fraction=1.0)
+    replay.add("a", sparse_chunk(0, 1000, rewarded), done=False)  # wraps around its lane of 300 steps
+    replay.add("b", sparse_chunk(0, 300, set()), done=False)
+    lane, position = replay.rewarded()  # only 905 is still stored: lane a keeps steps 700 to 999
+    assert lane.tolist() == [0] and position.tolist() == [905 - 700]
+    batch = replay.sample(256, 16)
+    assert (batch["reward"].sum(axis=1) == 1).all()  # every window holds the reward, at all places in it
+    assert set(np.argmax(batch["reward"], axis=1).tolist()) == set(range(16))
+    assert (np.diff(batch["vector"][..., 0], axis=1) == 1).all()  # still whole windows of one stream
+
+    half = Replay(SPEC, capacity=600, lanes=2, seed=0, reward_fraction=0.5)
+    half.add("a", sparse_chunk(0, 300, {150}), done=False)
+    half.add("b", sparse_chunk(0, 300, set()), done=False)
+    share = (half.sample(2000, 16)["reward"].sum(axis=1) > 0).mean()
+    uniform = 16 / (2 * 285)  # windows holding step 150 among all windows
+    assert abs(share - (0.5 + 0.5 * uniform)) < 0.04
+
+    # without rewarded steps, or at 0, sampling is the uniform one: the same windows from the same seed
+    plain, none = Replay(SPEC, capacity=600, lanes=2, seed=3), Replay(SPEC, capacity=600, lanes=2, seed=3,
+                                                                       reward_fraction=0.0)
+    for replay in (plain, none):
+        replay.add("a", sparse_chunk(0, 300, {150}), done=False)
+    assert (plain.sample(32, 16)["vector"] == none.sample(32, 16)["vector"]).all()
+    with pytest.raises(ValueError, match="reward_fraction must be in"):
+        Replay(SPEC, capacity=600, lanes=2, reward_fraction=1.5)

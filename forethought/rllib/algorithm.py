@@ -55,6 +55,7 @@ class ForethoughtConfig(AlgorithmConfig):
         self.replay_capacity = 100_000
         self.recent_fraction = 0.0
         self.recent_window = 10_000
+        self.reward_fraction = 0.0
         self.prefill_steps = 1000
         self.learner_threads: int | str = 1
         self.env_runner_threads = 1
@@ -67,7 +68,7 @@ class ForethoughtConfig(AlgorithmConfig):
     def training(self, *, agent_config: Any = NotProvided, batch_size_B: Any = NotProvided,
                  batch_length_T: Any = NotProvided, train_ratio: Any = NotProvided,
                  replay_capacity: Any = NotProvided, recent_fraction: Any = NotProvided,
-                 recent_window: Any = NotProvided, prefill_steps: Any = NotProvided,
+                 recent_window: Any = NotProvided, reward_fraction: Any = NotProvided, prefill_steps: Any = NotProvided,
                  learner_threads: Any = NotProvided, env_runner_threads: Any = NotProvided,
                  compile_learner: Any = NotProvided, sample_beside_learning: Any = NotProvided,
                  **kwargs: Any) -> ForethoughtConfig:
@@ -102,7 +103,7 @@ class ForethoughtAlgorithm(Algorithm):
         lanes = replay_lanes(self.config.num_env_runners, self.config.num_envs_per_env_runner)
         self.replay = Replay(replay_spec(probe.observation_space, self.spec), self.config.replay_capacity, lanes,
                              self.config.recent_fraction, max(1, self.config.recent_window // lanes),
-                             seed=self.config.seed or 0)
+                             seed=self.config.seed or 0, reward_fraction=self.config.reward_fraction)
         probe.close()
         self.counters = {"env_steps": 0, "replayed_steps": 0, "updates": 0, "episodes": 0}
         self._carry: dict[str, float] = {}  # reward on arrival at the next chunk's first observation
@@ -175,7 +176,7 @@ class ForethoughtAlgorithm(Algorithm):
 
         target = c.train_ratio * (self.counters["env_steps"] + (self._in_flight if beside else 0))
         step_size = c.batch_size_B * c.batch_length_T
-        trained = False
+        trained, rewarded = False, []
         while (not prefill or self.counters["env_steps"] >= c.prefill_steps) and self.replay.can_sample(
                 c.batch_length_T) and self.counters["replayed_steps"] + step_size <= target:
             batch = self.replay.sample(c.batch_size_B, c.batch_length_T)
@@ -185,6 +186,7 @@ class ForethoughtAlgorithm(Algorithm):
             self.counters["replayed_steps"] += step_size
             self.counters["updates"] += 1
             trained = True
+            rewarded.append(float((batch["reward"] != 0).any(axis=1).mean()))
         if beside:
             self._collect_round()
         if trained:
@@ -194,6 +196,10 @@ class ForethoughtAlgorithm(Algorithm):
         ratio = self.counters["replayed_steps"] / max(self.counters["env_steps"], 1)
         self.metrics.log_value("perf/train_ratio", ratio, window=1)
         self.metrics.log_value("replay/steps", len(self.replay), window=1)
+        if rewarded:  # the share of this round's sequences that held a reward, and of replay's steps
+            self.metrics.log_value("replay/rewarded_windows", float(np.mean(rewarded)), window=1)
+            self.metrics.log_value("replay/rewarded_steps", len(self.replay.rewarded()[0]) / max(len(self.replay), 1),
+                                   window=1)
         for key, value in self.counters.items():
             self.metrics.log_value(f"counters/{key}", value, window=1)
 
