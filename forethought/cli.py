@@ -104,6 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
     tune_parser.add_argument("sweep", metavar="SWEEP.yaml", help="the sweep file")
     tune_parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="fixed values added to the sweep's "
                              "overrides for every trial, e.g. train.steps=5000")
+    tune_parser.add_argument("--dir", help="the sweep's folder, instead of the file's dir (default runs/sweeps/<name>)")
     tune_parser.add_argument("--print-config", action="store_true", help="print the checked sweep as YAML and exit")
     tune_parser.add_argument("--quiet", action="store_true", help="no progress bar")
     plot_parser = commands.add_parser(
@@ -203,6 +204,8 @@ def _cmd_tune(args: argparse.Namespace) -> int:
     from forethought.sweep_spec import read_sweep
 
     sweep = read_sweep(Path(args.sweep), args.overrides)
+    if args.dir:
+        sweep = sweep.model_copy(update={"dir": args.dir})
     if args.print_config:
         import yaml
 

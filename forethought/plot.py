@@ -45,14 +45,19 @@ def expand(patterns: Sequence[str]) -> list[Path]:
     """Run folders named by paths or glob patterns (a folder with metrics.jsonl), in order, without repeats."""
     runs: list[Path] = []
     for pattern in patterns:
-        matches = sorted(glob.glob(pattern)) or [pattern]
-        for match in matches:
-            path = Path(match)
+        matches = sorted(glob.glob(pattern)) if glob.has_magic(pattern) else []
+        if matches:  # a pattern may also match a sweep's other folders (logs/, tune/): only run folders count
+            found = [Path(m) for m in matches if (Path(m) / "metrics.jsonl").exists()]
+            if not found:
+                raise ConfigError(f"'{pattern}' matches no run folder (none of its {len(matches)} matches holds "
+                                  "metrics.jsonl)")
+        else:
+            path = Path(pattern)
             if not (path / "metrics.jsonl").exists():
-                raise ConfigError(f"'{match}' is not a run folder (no metrics.jsonl)" if path.exists() else
-                                  f"'{match}' matches no run folder")
-            if path not in runs:
-                runs.append(path)
+                raise ConfigError(f"'{pattern}' is not a run folder (no metrics.jsonl)" if path.exists() else
+                                  f"'{pattern}' matches no run folder")
+            found = [path]
+        runs += [path for path in found if path not in runs]
     return runs
 
 

@@ -83,3 +83,12 @@ def test_bad_input_is_refused_in_one_sentence(tmp_path):
         load([folder], "world_model/loss", "agent.name")
     with pytest.raises(ConfigError, match=r"config field 'agent\.size' is not in"):
         load([folder], "eval/return", "agent.size")
+
+
+def test_a_glob_over_a_sweep_folder_takes_its_run_folders_only(tmp_path):
+    runs = [run_folder(tmp_path, "dreamer", seed, [0.1]) for seed in (0, 1)]
+    (tmp_path / "logs").mkdir()  # a sweep's folder also holds logs/ and tune/
+    (tmp_path / "tune").mkdir()
+    assert [path.resolve() for path in expand([f"{tmp_path}/*/"])] == [run.resolve() for run in runs]
+    with pytest.raises(ConfigError, match="is not a run folder"):
+        expand([str(tmp_path / "logs")])

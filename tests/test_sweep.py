@@ -99,13 +99,13 @@ def test_grid_sweep_asha_stops_the_worse_trial(tmp_path):
 def test_optuna_search_draws_within_the_ranges(tmp_path):
     pytest.importorskip("optuna")
     spec = write(tmp_path / "optuna.yaml", {
-        "name": "optuna", "dir": str(tmp_path / "sweep"), "presets": ["keydoor_vector", "debug"],
+        "name": "optuna", "presets": ["keydoor_vector", "debug"],
         "overrides": {"train.steps": 192, "train.eval_every": 0, "scale.num_env_runners": 0, "train.prefill": 64,
                       "train.eval_episodes": 1},
         "parameters": {"agent.world_model.lr": {"loguniform": [1e-4, 1e-3]},
                        "train.batch_length": {"values": [8, 16]}},
         "search": "optuna", "samples": 2})
-    process = forethought("tune", str(spec), "run.wandb=disabled", "--quiet")
+    process = forethought("tune", str(spec), "run.wandb=disabled", "--dir", str(tmp_path / "sweep"), "--quiet")
     _, err = process.communicate(timeout=400)
     assert process.returncode == 0, err[-3000:]
     summary = json.loads((tmp_path / "sweep" / "summary.json").read_text())
