@@ -117,10 +117,14 @@ def read_sweep(path: Path, overrides: Sequence[str] = ()) -> Sweep:
     if not isinstance(data, dict):
         raise ConfigError(f"sweep file '{path}' must hold a mapping (name, presets, parameters, ...)")
     data.setdefault("name", path.stem)
-    base = path.resolve().parent  # presets given as paths are relative to the sweep file
-    data["presets"] = [str((base / p).resolve()) if str(p).endswith((".yaml", ".yml")) and (base / p).is_file()
-                       else p for p in data.get("presets", [])]
+    data["presets"] = absolute(data.get("presets", []), path.resolve().parent)  # relative to the sweep file
     return make_sweep(data, overrides)
+
+
+def absolute(presets: Sequence[str], base: Path) -> list[str]:
+    """Presets given as paths of .yaml files under ``base`` made absolute (trials may run in other folders)."""
+    return [str((base / p).resolve()) if str(p).endswith((".yaml", ".yml")) and (base / p).is_file() else p
+            for p in presets]
 
 
 def make_sweep(data: dict[str, Any], overrides: Sequence[str] = ()) -> Sweep:
@@ -194,7 +198,8 @@ def seeds_sweep(config: Config, presets: list[str], overrides: list[str]) -> Swe
     folder run.dir (each seed's run folder is run.dir/seed<S>), ranked by the final greedy return."""
     fixed = [text for text in overrides if not text.startswith(("run.seeds=", "run.seed=", "run.dir="))]
     metric = "eval/return" if config.train.eval_episodes else "episode/return"
-    return make_sweep({"name": Path(config.run.dir).name, "presets": presets, "dir": config.run.dir,
+    return make_sweep({"name": Path(config.run.dir).name, "presets": absolute(presets, Path.cwd()),
+                       "dir": config.run.dir,
                        "parameters": {"run.seed": {"values": list(config.run.seeds)}}, "metric": metric,
                        "overrides": {"run.group": config.run.group or Path(config.run.dir).name}},
                       fixed)
