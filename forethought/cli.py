@@ -1,6 +1,6 @@
 """The ``forethought`` command line: ``envs`` lists tasks, ``train`` trains (several seeds as parallel trials with
 ``run.seeds``), ``eval`` evaluates a checkpoint (or the random baseline), ``tune`` runs a sweep, ``plot`` draws
-learning curves."""
+learning curves, ``diagnose`` measures a checkpoint's parts on its own replay."""
 
 from __future__ import annotations
 
@@ -127,6 +127,21 @@ def build_parser() -> argparse.ArgumentParser:
     plot_parser.add_argument("--threshold", type=float, help="report when each run first reaches this value")
     plot_parser.add_argument("--out", default="plot.png", help="where the PNG goes; the SVG, .md and .csv go "
                              "beside it (default plot.png)")
+    diagnose_parser = commands.add_parser(
+        "diagnose", help="measure a checkpoint's reward head, critic, actor and replay on its own replay",
+        description=textwrap.dedent("""\
+            Where learning stalls: on every step of a checkpoint's replay, the reward head's predictions on
+            rewarded steps against the rest, the continuation head's on terminal steps, the critic's value
+            against the discounted return that followed, the actor's entropy, and how much of the task
+            replay holds (distinct observations). Prints the figures and writes
+            <run>/diagnose/<checkpoint>.json. Nothing is trained; Ray does not start."""),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="example:\n  forethought diagnose runs/forethought-KeyDoorVector-v0 --step 10000",
+    )
+    diagnose_parser.add_argument("target", metavar="RUN_OR_CHECKPOINT", help="a run folder (its newest checkpoint) "
+                                 "or a checkpoints/step_<N> folder")
+    diagnose_parser.add_argument("--step", type=int, help="the run folder's checkpoint of this env step")
+    diagnose_parser.add_argument("--json", action="store_true", help="print the figures as JSON")
     return parser
 
 
@@ -264,6 +279,17 @@ def _cmd_plot(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_diagnose(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from forethought.diagnose import diagnose, format_diagnosis, write_diagnosis
+
+    report = diagnose(Path(args.target), args.step)
+    path = write_diagnosis(report)
+    print(json.dumps(report, indent=2) if args.json else f"{format_diagnosis(report)}\n\nwrote {path}")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script; bad input exits 2 with one sentence, not a traceback."""
     import envs
@@ -271,7 +297,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return {"envs": _cmd_envs, "train": _cmd_train, "eval": _cmd_eval, "tune": _cmd_tune,
-                "plot": _cmd_plot}[args.command](args)
+                "plot": _cmd_plot, "diagnose": _cmd_diagnose}[args.command](args)
     except (ConfigError, envs.EnvError, TrainingError, CheckpointError) as error:
         print(f"forethought: error: {error}", file=sys.stderr)
         return 2
