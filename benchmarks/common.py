@@ -51,12 +51,13 @@ def spread(samples: list[float]) -> dict[str, float]:
             "iqr": quartiles[2] - quartiles[0], "repeats": len(ordered)}
 
 
-def write_results(name: str, rows: list[dict[str, Any]], extra: dict[str, Any] | None = None) -> Path:
-    """Write benchmarks/results/NAME-MACHINE.json with the command line, machine and rows."""
+def write_results(name: str, rows: list[dict[str, Any]], extra: dict[str, Any] | None = None,
+                  folder: Path = RESULTS) -> Path:
+    """Write ``folder``/NAME-MACHINE.json (benchmarks/results/ by default) with the command line, machine and rows."""
     info = machine()
     tag = re.sub(r"\W+", "-", info["gpu"]).strip("-").lower() if info["gpu"] else f"cpu{info['cores']}"
-    path = RESULTS / f"{name}-{tag}.json"
-    RESULTS.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{name}-{tag}.json"
+    folder.mkdir(parents=True, exist_ok=True)
     record = {"command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]), "machine": info, "rows": rows,
               **(extra or {})}
     path.write_text(json.dumps(record, indent=2))
@@ -70,3 +71,37 @@ def print_table(rows: list[dict[str, Any]], columns: list[str]) -> None:
     print("  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True)))
     for r in cells:
         print("  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)))
+
+
+def band_panels(panels: dict[str, dict[str, tuple[Any, Any]]], path: Path, ylabel: str,
+                thresholds: dict[str, float] | None = None) -> Path:
+    """One panel per task: per agent, the mean over seeds of curves ``ys [seeds, points]`` on ``grid [points]``
+    (NaN where a seed has no value yet) with a band from the lowest to the highest seed; a dotted line at each
+    task's threshold. Saved as a PNG at ``path``."""
+    import warnings
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.8 * len(panels), 3.5), squeeze=False)
+    for ax, (task, agents) in zip(axes[0], panels.items(), strict=True):
+        for agent, (grid, ys) in agents.items():
+            with warnings.catch_warnings():  # points before a seed's first value are NaN for that seed
+                warnings.simplefilter("ignore", RuntimeWarning)
+                low, mean, high = np.nanmin(ys, 0), np.nanmean(ys, 0), np.nanmax(ys, 0)
+            line = ax.plot(grid, mean, label=f"{agent} ({len(ys)} seed{'s' * (len(ys) > 1)})")[0]
+            ax.fill_between(grid, low, high, color=line.get_color(), alpha=0.2)
+        if (thresholds or {}).get(task) is not None:
+            ax.axhline((thresholds or {})[task], color="grey", linestyle=":", linewidth=1)
+        ax.set_title(task)
+        ax.set_xlabel("env steps")
+        ax.set_ylabel(ylabel)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path

@@ -23,7 +23,6 @@ import shutil
 import subprocess
 import sys
 import time
-import warnings
 from pathlib import Path
 from typing import Any
 
@@ -82,8 +81,12 @@ def ppo_observation(env: Any) -> Any:
     return Single(env)
 
 
-def run_ppo(task: str, seed: int, steps: int, run_dir: Path) -> dict[str, Any]:
-    """Train RLlib's PPO (new API stack, default model and hyperparameters) on the same env."""
+def run_ppo(task: str, seed: int, steps: int, run_dir: Path, preset: str | None = None, eval_every: int = 0,
+            eval_episodes: int = 0, quick: bool = False) -> dict[str, Any]:
+    """Train RLlib's PPO (new API stack, default model and hyperparameters) on the same env as ``task``'s preset
+    (or ``preset``). With ``eval_every``, its greedy return over ``eval_episodes`` episodes after the first
+    training iteration past every multiple of ``eval_every`` env steps goes into ``greedy`` (step, return, wall
+    seconds; evaluation time excluded). ``quick``: iterations of 256 env steps instead of 4,000 (smoke tests)."""
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     import gymnasium as gym
     import ray
@@ -94,7 +97,7 @@ def run_ppo(task: str, seed: int, steps: int, run_dir: Path) -> dict[str, Any]:
     from envs.wrappers import SeededReset
     from forethought.config import env_kwargs, load_config
 
-    config = load_config([TASKS[task][0]], [f"run.dir={run_dir}", f"run.seed={seed}"])
+    config = load_config([preset or TASKS[task][0]], [f"run.dir={run_dir}", f"run.seed={seed}"])
     kwargs = env_kwargs(config)
 
     def create(env_config: dict[str, Any]) -> gym.Env:
@@ -105,11 +108,14 @@ def run_ppo(task: str, seed: int, steps: int, run_dir: Path) -> dict[str, Any]:
     ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False,
              object_store_memory=256 * 2**20)
     register_env("ppo_env", create)
-    algo = (PPOConfig().environment("ppo_env").env_runners(num_env_runners=1)
-            .debugging(seed=seed, log_level="ERROR").build_algo())
-    curve, start, step = [], time.perf_counter(), 0
+    ppo = PPOConfig().environment("ppo_env").env_runners(num_env_runners=1).debugging(seed=seed, log_level="ERROR")
+    if quick:
+        ppo = ppo.training(train_batch_size_per_learner=256, minibatch_size=64, num_epochs=2)
+    algo = ppo.build_algo()
+    curve, greedy, start, step, evaluating = [], [], time.perf_counter(), 0, 0.0
     try:
         while step < steps:
+            before = step
             result = algo.train()
             if "num_env_steps_sampled_lifetime" not in result.get("env_runners", {}):
                 raise RuntimeError(f"PPO on {task} sampled no env steps: its env runner failed (Ray's worker logs, "
@@ -118,13 +124,18 @@ def run_ppo(task: str, seed: int, steps: int, run_dir: Path) -> dict[str, Any]:
             mean = result["env_runners"].get("episode_return_mean")
             if mean is not None and np.isfinite(mean):
                 curve.append([step, float(mean)])
+            if eval_every and (step // eval_every > before // eval_every or step >= steps):
+                begin = time.perf_counter()
+                value = _evaluate_ppo(algo.get_module(), create, seed, eval_episodes)
+                evaluating += time.perf_counter() - begin
+                greedy.append([step, value, time.perf_counter() - start - evaluating])
         module = algo.get_module()
         evaluation = _evaluate_ppo(module, create, seed, config.train.eval_episodes)
     finally:
         algo.stop()
         ray.shutdown()
-    return {"curve": curve, "eval_return": evaluation, "wall_s": time.perf_counter() - start,
-            "command": "RLlib PPOConfig() defaults, 1 env runner"}
+    return {"curve": curve, "eval_return": evaluation, "wall_s": time.perf_counter() - start, "greedy": greedy,
+            "command": "RLlib PPOConfig() defaults, 1 env runner" + (", quick iterations" if quick else "")}
 
 
 def _evaluate_ppo(module: Any, create: Any, seed: int, episodes: int) -> float:
@@ -178,6 +189,11 @@ def final_return(curve: list[list[float]], steps: int, tail: float = 0.1) -> flo
     return float(np.mean(points))
 
 
+def _mean_std(values: list[float]) -> str:
+    """Mean ± standard deviation over seeds (ddof=1; one seed: the value alone)."""
+    return f"{np.mean(values):.2f} ± {np.std(values, ddof=1):.2f}" if len(values) > 1 else f"{values[0]:.2f}"
+
+
 def table(runs: list[dict[str, Any]]) -> str:
     """A markdown table: per task and agent, seeds run, final training return and greedy evaluation."""
     lines = ["| task | agent | seeds | env steps | final return (mean ± std) | greedy eval (mean ± std) "
@@ -190,42 +206,24 @@ def table(runs: list[dict[str, Any]]) -> str:
         finals = [final_return(r["curve"], r["steps"]) for r in group]
         evals = [r["eval_return"] for r in group]
         lines.append(f"| {task} | {agent} | {','.join(str(r['seed']) for r in group)} | {group[0]['steps']:,} | "
-                     f"{np.mean(finals):.2f} ± {np.std(finals):.2f} | {np.mean(evals):.2f} ± {np.std(evals):.2f} | "
+                     f"{_mean_std(finals)} | {_mean_std(evals)} | "
                      f"{np.mean([r['wall_s'] for r in group]) / 60:.1f} |")
     return "\n".join(lines)
 
 
 def plot(runs: list[dict[str, Any]], path: Path) -> Path:
     """Learning curves, one panel per task: mean over seeds, band from the lowest to the highest seed."""
-    import matplotlib
+    from benchmarks.common import band_panels
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    tasks = sorted({r["task"] for r in runs})
-    fig, axes = plt.subplots(1, len(tasks), figsize=(5 * len(tasks), 3.6), squeeze=False)
-    for ax, task in zip(axes[0], tasks, strict=True):
+    panels: dict[str, dict[str, tuple[Any, Any]]] = {}
+    for task in sorted({r["task"] for r in runs}):
         for agent in AGENTS:
             group = [r for r in runs if r["task"] == task and r["agent"] == agent and r["curve"]]
-            if not group:
-                continue
-            # from the first point any seed has (no episode has ended before it) to the budget
-            grid = np.linspace(min(r["curve"][0][0] for r in group), max(r["steps"] for r in group), 101)
-            ys = np.stack([np.interp(grid, *np.asarray(r["curve"], float).T, left=np.nan) for r in group])
-            with warnings.catch_warnings():  # steps before a seed's first episode are NaN for that seed
-                warnings.simplefilter("ignore", RuntimeWarning)
-                low, mean, high = np.nanmin(ys, 0), np.nanmean(ys, 0), np.nanmax(ys, 0)
-            line = ax.plot(grid, mean, label=f"{agent} ({len(group)} seed{'s' * (len(group) > 1)})")[0]
-            ax.fill_between(grid, low, high, color=line.get_color(), alpha=0.2)
-        ax.set_title(task)
-        ax.set_xlabel("env steps")
-        ax.set_ylabel("episode return")
-        ax.legend(fontsize=8)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+            if group:  # from the first point any seed has (no episode has ended before it) to the budget
+                grid = np.linspace(min(r["curve"][0][0] for r in group), max(r["steps"] for r in group), 101)
+                ys = np.stack([np.interp(grid, *np.asarray(r["curve"], float).T, left=np.nan) for r in group])
+                panels.setdefault(task, {})[agent] = (grid, ys)
+    return band_panels(panels, path, "episode return")
 
 
 def main(argv: list[str] | None = None) -> None:
