@@ -89,7 +89,7 @@ def measure(world_model: Any, windows: dict[str, dict[str, np.ndarray]]) -> dict
 
 
 def run(presets: list[str], overrides: list[str], steps: int, updates: int, every: int, seed: int
-        ) -> list[dict[str, Any]]:
+        ) -> dict[str, Any]:
     """One world model trained from scratch; its figures every ``every`` updates."""
     import torch
 
@@ -110,8 +110,8 @@ def run(presets: list[str], overrides: list[str], steps: int, updates: int, ever
         world_model.update({k: torch.as_tensor(v) for k, v in sample.items()})
         if update % every == 0 or update == updates:
             curve.append({"updates": update, "seconds": time.perf_counter() - begin, **measure(world_model, windows)})
-    return [{"rewarded_train": int((train.data["reward"] != 0).sum()), "rewarded_held_out": len(windows["rewarded"]
-            ["reward"]), "curve": curve}]
+    return {"rewarded_train": int((train.data["reward"] != 0).sum()),
+            "rewarded_held_out": len(windows["rewarded"]["reward"]), "curve": curve}
 
 
 def _mean_std(values: list[float]) -> str:
@@ -141,7 +141,7 @@ def main() -> None:
     rows, table = [], []
     for setting in args.compare:
         overrides = [o for o in setting.split(",") if o]
-        runs = {seed: run(presets, overrides, args.steps, args.updates, args.every, seed)[0] for seed in args.seeds}
+        runs = {seed: run(presets, overrides, args.steps, args.updates, args.every, seed) for seed in args.seeds}
         reached = {seed: next((p["updates"] for p in r["curve"] if p["rewarded_predicted_half"] >= RECOGNISED), None)
                    for seed, r in runs.items()}
         final = {seed: r["curve"][-1] for seed, r in runs.items()}
