@@ -72,7 +72,8 @@ class PolicyDist:
     """The actor's distribution: independent categoricals (1% uniform mix) or a bounded normal.
 
     ``sample`` and ``mode`` return action vectors; gradients reach the actor through
-    ``log_prob`` (REINFORCE) and ``entropy``, for every kind of action.
+    ``log_prob`` (REINFORCE) and ``entropy``, for every kind of action, or through ``rsample``'s actions
+    (backpropagation through the dynamics).
     """
 
     def __init__(self, spec: ActionSpec, out: torch.Tensor, unimix: float = 0.01,
@@ -94,6 +95,15 @@ class PolicyDist:
             if self.spec.kind == "continuous":
                 return (self.mean + self.std * torch.randn_like(self.mean)).clamp(-1, 1)
             return torch.cat([_one_hot_sample(p) for p in self.probs], -1)
+
+    def rsample(self) -> torch.Tensor:
+        """A sampled action vector [..., dim] with a gradient to the actor's outputs: reparameterised for continuous
+        actions (clipped to [-1, 1], the gradient passed straight through the clip), straight-through one-hots for
+        discrete kinds. The same random numbers as ``sample``."""
+        if self.spec.kind == "continuous":
+            raw = self.mean + self.std * torch.randn_like(self.mean)
+            return raw + (raw.clamp(-1, 1) - raw).detach()
+        return torch.cat([_one_hot_sample(p) + p - p.detach() for p in self.probs], -1)
 
     def mode(self) -> torch.Tensor:
         """The most likely action vector [..., dim], without gradient."""

@@ -17,7 +17,7 @@ from torch import nn
 
 from agents.actions import ActionSpec, PolicyDist
 from world_models.distributions import ReturnNormalizer, TwoHot, twohot_bins
-from world_models.networks import MLP
+from world_models.networks import MLP, frozen
 
 
 @dataclass(frozen=True)
@@ -54,6 +54,19 @@ class ActorCriticConfig:
     """Subtract the batch's mean advantage (Director normalises advantages so). With dense rewards a critic
     that still lags its targets makes nearly every advantage positive, which pushes up whatever actions
     were sampled; centring leaves only which actions did better than the others."""
+    actor_grad: str = "auto"
+    """How the actor's loss reaches it: 'reinforce' (log-probabilities times advantages), 'dynamics' (the
+    lambda-returns differentiated through the imagined trajectory: actions reparameterised, the world model
+    and the critic held fixed), or 'auto': dynamics for continuous actions, reinforce otherwise. Only the
+    flat agent implements dynamics."""
+
+    def __post_init__(self) -> None:
+        if self.actor_grad not in ("auto", "reinforce", "dynamics"):
+            raise ValueError(f"actor_grad must be 'auto', 'reinforce' or 'dynamics', got {self.actor_grad!r}")
+
+    def dynamics_for(self, spec: ActionSpec) -> bool:
+        """Whether an actor of this action spec learns by backpropagation through the dynamics."""
+        return self.actor_grad == "dynamics" or (self.actor_grad == "auto" and spec.kind == "continuous")
 
 
 def lambda_returns(reward: torch.Tensor, value: torch.Tensor, cont: torch.Tensor,
@@ -77,10 +90,14 @@ def lambda_returns(reward: torch.Tensor, value: torch.Tensor, cont: torch.Tensor
 class ActorCritic(nn.Module):
     """Actor and critic over features ``[..., feat_dim]``, trained on imagined trajectories."""
 
-    def __init__(self, feat_dim: int, spec: ActionSpec, config: ActorCriticConfig | None = None):
+    def __init__(self, feat_dim: int, spec: ActionSpec, config: ActorCriticConfig | None = None,
+                 dynamics: bool = False):
         super().__init__()
         self.config = c = config or ActorCriticConfig()
         self.spec = spec
+        #: the actor learns from the lambda-returns' gradient through the imagined trajectory (its caller
+        #: imagines with reparameterised actions), not from REINFORCE
+        self.dynamics = dynamics
         self.actor = nn.Sequential(MLP(feat_dim, c.units, c.layers), nn.Linear(c.units, spec.logits_dim))
         critic_out = nn.Linear(c.units, c.bins)
         nn.init.zeros_(critic_out.weight)  # values start at exactly 0
@@ -124,9 +141,10 @@ class ActorCritic(nn.Module):
         """Actor and critic losses of an imagined trajectory; pure.
 
         Args:
-            feat: states [N, H + 1, F], detached from the world model.
+            feat: states [N, H + 1, F], detached from the world model (but for the actions' gradient, with dynamics).
             action: the actions taken in them [N, H + 1, A].
-            reward, cont: predicted reward on arrival and continue probability [N, H + 1].
+            reward, cont: predicted reward on arrival and continue probability [N, H + 1] (with dynamics, with the
+                gradient to the actions).
             critic_logits: the critic's outputs on ``feat`` (with gradient), when the caller has them.
             actor_out: the actor's outputs on ``feat`` (with gradient), when imagination computed them.
             targets: ``targets(critic_logits, reward, cont)``, when the caller has them.
@@ -138,7 +156,7 @@ class ActorCritic(nn.Module):
             f"feat {tuple(feat.shape)}, action {tuple(action.shape)}, reward {tuple(reward.shape)}, "
             f"cont {tuple(cont.shape)} must share [N, H + 1]")
         if critic_logits is None:
-            critic_logits = self.critic(feat)
+            critic_logits = self.critic(feat.detach())
         value, returns, weight = targets if targets is not None else self.targets(critic_logits, reward, cont)
         with torch.no_grad():
             scale = self.retnorm.scale()
@@ -152,14 +170,22 @@ class ActorCritic(nn.Module):
                 f"actor_out {tuple(actor_out.shape)} must be {(n, steps, self.spec.logits_dim)}")
             dist = PolicyDist(self.spec, actor_out[:, :-1], c.unimix)
         entropy = dist.entropy()
-        actor_loss = -(weight * (dist.log_prob(action[:, :-1]) * advantage + c.entropy * entropy)).mean()
+        if self.dynamics:
+            # the returns' own gradient, through the imagined states to the actions; the critic is held fixed on
+            # this path (its loss below trains it on detached states)
+            with frozen(self.critic):
+                value_path = TwoHot(self.critic(feat), self.bins).mean()
+            objective = (lambda_returns(reward, value_path, cont, c.discount, c.lam) - value[:, :-1]) / scale
+        else:
+            objective = dist.log_prob(action[:, :-1]) * advantage
+        actor_loss = -(weight * (objective + c.entropy * entropy)).mean()
         critic = TwoHot(critic_logits[:, :-1], self.bins)
-        slow = self.value(feat[:, :-1], slow=True)
+        slow = self.value(feat[:, :-1].detach(), slow=True)
         critic_loss = (weight * -(critic.log_prob(returns) + c.slow_reg * critic.log_prob(slow))).mean()
         metrics = {
             "actor_loss": actor_loss.detach(), "critic_loss": critic_loss.detach(),
             "entropy": entropy.mean().detach(), "return": returns.mean(), "value": value.mean(),
-            "advantage": advantage.mean(), "return_scale": scale, "reward": reward.mean(),
+            "advantage": advantage.mean(), "return_scale": scale, "reward": reward.detach().mean(),
         }
         return actor_loss, critic_loss, metrics
 
@@ -170,7 +196,9 @@ class ActorCritic(nn.Module):
         ``actor_extra``, a scalar loss on the actor's outputs (with gradient), is added to the actor's loss;
         ``actor_out`` are the actor's outputs on ``feat`` where imagination computed them with gradient."""
         c = self.config
-        critic_logits = self.critic(feat)  # one forward serves the values and the critic's loss
+        # one forward serves the values and the critic's loss (on detached states: with dynamics gradients the
+        # states carry the actor's gradient, which the critic's loss must not reach)
+        critic_logits = self.critic(feat.detach())
         targets = self.targets(critic_logits, reward, cont)  # once, for the return scale and the losses
         with torch.no_grad():  # the return scale first takes in this batch's returns, as in DreamerV3
             self.retnorm.update(targets[1])

@@ -93,6 +93,10 @@ class DirectorConfig:
     lowered the return; see the README's Results.)"""
 
     def __post_init__(self) -> None:
+        for name in ("manager", "worker"):
+            if getattr(self, name).actor_grad == "dynamics":
+                raise ValueError(f"actor_grad 'dynamics' is implemented for the flat agent only (agent.name=dreamer); "
+                                 f"the director's {name} learns by REINFORCE ('auto' or 'reinforce')")
         if self.every < 1 or self.horizon < self.every or self.horizon % self.every:
             raise ValueError(f"horizon ({self.horizon}) must be a positive multiple of every ({self.every})")
         if not 0.0 <= self.replay_goals <= 1.0:

@@ -18,6 +18,7 @@ from torch import nn
 from agents.actions import ActionSpec, PolicyDist
 from agents.actor_critic import ActorCritic, ActorCriticConfig
 from world_models.config import WorldModelConfig
+from world_models.networks import frozen
 from world_models.rssm import State
 from world_models.world_model import WorldModel
 
@@ -164,7 +165,8 @@ class DreamerAgent(WorldModelAgent):
     def __init__(self, obs_space: Mapping[str, Sequence[int]], spec: ActionSpec, config: DreamerConfig | None = None):
         self.config = config or DreamerConfig()
         super().__init__(obs_space, spec, self.config.world_model, self.config.imagination_starts)
-        self.actor_critic = ActorCritic(self.world_model.rssm.feat_dim, spec, self.config.actor_critic)
+        ac = self.config.actor_critic
+        self.actor_critic = ActorCritic(self.world_model.rssm.feat_dim, spec, ac, dynamics=ac.dynamics_for(spec))
 
     @torch.no_grad()
     def act(self, obs: Mapping[str, torch.Tensor], state: State, explore: bool, is_first: torch.Tensor
@@ -178,17 +180,22 @@ class DreamerAgent(WorldModelAgent):
         return {"actor_critic": self.actor_critic}
 
     def imagine(self, start: State) -> dict[str, torch.Tensor]:
-        """Imagined trajectories [N, H + 1, ...] from start states under the actor, without gradients but for
-        ``actor_out``, the actor's outputs in each state: the actor's loss reuses them instead of a second pass."""
+        """Imagined trajectories [N, H + 1, ...] from start states under the actor, with ``actor_out``, the actor's
+        outputs in each state (the actor's loss reuses them instead of a second pass). For REINFORCE nothing else
+        carries a gradient; with dynamics gradients the actions are reparameterised and the states, rewards and
+        continuations carry their gradient to them, the world model's weights held fixed."""
         rssm, actor_critic = self.world_model.rssm, self.actor_critic
+        dynamics = actor_critic.dynamics
         outs: list[torch.Tensor] = []
 
         def policy(state: State) -> torch.Tensor:
             with torch.enable_grad():
                 outs.append(actor_critic.actor(rssm.feat(state)))
+            if dynamics:
+                return PolicyDist(self.spec, outs[-1], actor_critic.config.unimix).rsample()
             return PolicyDist(self.spec, outs[-1].detach(), actor_critic.config.unimix).sample()
 
-        with torch.no_grad():
+        with frozen(self.world_model) if dynamics else torch.no_grad():
             trajectory = self.world_model.imagine(policy, start, self.config.horizon)
             feat = rssm.feat(trajectory)
             out = {"feat": feat, "action": trajectory["action"], "reward": self.world_model.reward(feat),
@@ -198,6 +205,7 @@ class DreamerAgent(WorldModelAgent):
 
     def learn_in_imagination(self, start: State, terminal: torch.Tensor, post: State) -> dict[str, torch.Tensor]:
         trajectory = self.imagine(start)
-        # the start states are real: their continuation is known, not predicted
-        trajectory["cont"][:, 0] = 1.0 - terminal
+        # the start states are real: their continuation is known, not predicted (out of place: with dynamics
+        # gradients the predictions are still needed for the backward pass)
+        trajectory["cont"] = torch.cat([1.0 - terminal[:, None], trajectory["cont"][:, 1:]], 1)
         return {f"actor_critic/{k}": v for k, v in self.actor_critic.update(**trajectory).items()}

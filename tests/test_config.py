@@ -158,3 +158,14 @@ def test_numbers_in_exponent_form_are_numbers_and_agent_overrides_of_the_wrong_t
         agent_config(load_config(["cartpole"], ["agent.actor_critic.actor_lr=fast"]))
     with pytest.raises(ConfigError, match=r"'agent.world_model.units': expected an int"):
         agent_config(load_config(["cartpole"], ["agent.world_model.units=1.5"]))
+
+
+def test_actor_gradients_are_chosen_by_name_and_dynamics_is_the_flat_agents_only():
+    from forethought.config import ConfigError
+    from forethought.loading import agent_config
+
+    assert agent_config(load_config(["pendulum"], [])).actor_critic.actor_grad == "auto"
+    with pytest.raises(ConfigError, match="actor_grad must be 'auto', 'reinforce' or 'dynamics', got 'pathwise'"):
+        agent_config(load_config(["pendulum"], ["agent.actor_critic.actor_grad=pathwise"]))
+    with pytest.raises(ConfigError, match="'dynamics' is implemented for the flat agent only"):
+        agent_config(load_config(["director"], ["agent.actor_critic.actor_grad=dynamics"]))

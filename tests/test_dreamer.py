@@ -92,3 +92,28 @@ def test_weights_and_optimiser_state_round_trip():
     torch.manual_seed(3)
     mb = b.update(make_batch(spec))
     assert ma == pytest.approx(mb)
+
+
+@pytest.mark.parametrize(("spec", "actor_grad", "dynamics"), [
+    (ActionSpec.continuous(2), "auto", True), (ActionSpec.discrete(3), "auto", False),
+    (ActionSpec.continuous(2), "reinforce", False), (ActionSpec.discrete(3), "dynamics", True)])
+def test_dynamics_gradients_reach_the_actor_and_leave_the_world_model_and_critic_alone(spec, actor_grad, dynamics):
+    torch.manual_seed(0)
+    config = DreamerConfig(sized("debug"), ActorCriticConfig(units=16, layers=1, bins=31, actor_grad=actor_grad),
+                           horizon=5)
+    a = DreamerAgent(SPACE, spec, config)
+    assert a.actor_critic.dynamics is dynamics
+    _, post = a.world_model.update_and_states(make_batch(spec))
+    start = {k: v.detach().flatten(0, 1) for k, v in post.items()}
+    trajectory = a.imagine(start)
+    assert trajectory["reward"].requires_grad is dynamics and trajectory["feat"].requires_grad is dynamics
+    # the returns differentiated by the actions: only the actor's weights receive a gradient
+    a.zero_grad(set_to_none=True)
+    actor_loss, _, metrics = a.actor_critic.loss(**trajectory)
+    actor_loss.backward()
+    assert all(p.grad is None for p in a.world_model.parameters())
+    assert all(p.grad is None for p in a.actor_critic.critic.parameters())
+    assert all(p.grad is not None for p in a.actor_critic.actor.parameters())
+    # the world model and the critic are trainable again afterwards
+    assert all(p.requires_grad for p in [*a.world_model.parameters(), *a.actor_critic.critic.parameters()])
+    assert torch.isfinite(torch.stack(list(metrics.values()))).all()

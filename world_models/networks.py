@@ -7,15 +7,30 @@ magnitudes do not dominate.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from world_models.distributions import symlog
+
+
+@contextlib.contextmanager
+def frozen(module: nn.Module) -> Iterator[None]:
+    """Hold a module's weights fixed for a while: gradients still flow through it to its inputs, none to its
+    weights (nor the matrix products that would compute them)."""
+    params = [p for p in module.parameters() if p.requires_grad]
+    for param in params:
+        param.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for param in params:
+            param.requires_grad_(True)
 
 
 class MLP(nn.Sequential):
