@@ -139,11 +139,15 @@ def run_ppo(task: str, seed: int, steps: int, run_dir: Path, preset: str | None 
 
 
 def _evaluate_ppo(module: Any, create: Any, seed: int, episodes: int) -> float:
-    """Mean return of PPO's greedy (most likely) actions over ``episodes`` episodes."""
+    """Mean return of PPO's greedy (most likely) actions over ``episodes`` episodes: the highest logit for a discrete
+    action, the Gaussian's mean (RLlib's inputs are the means, then the log standard deviations), clipped to the
+    bounds, for a Box action."""
+    import gymnasium as gym
     import torch
     from ray.rllib.core.columns import Columns
 
     env = create({})
+    box = isinstance(env.action_space, gym.spaces.Box)
     returns = []
     for episode in range(episodes):
         obs, _ = env.reset(seed=seed + 10_000 + episode)
@@ -151,7 +155,12 @@ def _evaluate_ppo(module: Any, create: Any, seed: int, episodes: int) -> float:
         while not done:
             with torch.no_grad():
                 out = module.forward_inference({Columns.OBS: torch.as_tensor(obs[None]).float()})
-            action = int(out[Columns.ACTION_DIST_INPUTS][0].argmax())
+            inputs = out[Columns.ACTION_DIST_INPUTS][0]
+            if box:
+                mean = inputs[: int(np.prod(env.action_space.shape))].numpy().reshape(env.action_space.shape)
+                action = np.clip(mean, env.action_space.low, env.action_space.high)
+            else:
+                action = int(inputs.argmax())
             obs, reward, terminated, truncated, _ = env.step(action)
             total += float(reward)
             done = terminated or truncated
