@@ -9,6 +9,7 @@ towards a slow EMA copy of itself. Instances differ only in their action spec, t
 from __future__ import annotations
 
 import copy
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -60,9 +61,24 @@ class ActorCriticConfig:
     and the critic held fixed), or 'auto': dynamics for continuous actions, reinforce otherwise. Only the
     flat agent implements dynamics."""
 
+    entropy_target: float = 0.0
+    """0 keeps the entropy bonus's weight at ``entropy``. Otherwise the weight adapts, as Director's does, to hold the
+    policy's mean entropy near this fraction of its maximum (Director: 0.5): after each update it is multiplied by
+    1 + ``entropy_rate`` while the entropy is below the band from target / 1.1 to target x 1.1, by 1 - rate while
+    above it, and kept within [entropy_min, entropy_max], starting from ``entropy``. Discrete kinds only."""
+    entropy_rate: float = 0.1
+    """How fast an adaptive entropy weight moves per update (see entropy_target)."""
+    entropy_min: float = 1e-5
+    """Lowest adaptive entropy weight."""
+    entropy_max: float = 1.0
+    """Highest adaptive entropy weight."""
+
     def __post_init__(self) -> None:
         if self.actor_grad not in ("auto", "reinforce", "dynamics"):
             raise ValueError(f"actor_grad must be 'auto', 'reinforce' or 'dynamics', got {self.actor_grad!r}")
+        if not 0.0 <= self.entropy_target < 1.0 or not 0.0 < self.entropy_rate < 1.0:
+            raise ValueError(f"entropy_target must be a fraction from 0 to below 1 and entropy_rate one above 0 and "
+                             f"below 1, got {self.entropy_target} and {self.entropy_rate}")
 
     def dynamics_for(self, spec: ActionSpec) -> bool:
         """Whether an actor of this action spec learns by backpropagation through the dynamics."""
@@ -106,6 +122,12 @@ class ActorCritic(nn.Module):
         self.slow_critic = copy.deepcopy(self.critic).requires_grad_(False)
         self.register_buffer("bins", twohot_bins(c.bins), persistent=False)
         self.retnorm = ReturnNormalizer()
+        if c.entropy_target:
+            if spec.kind == "continuous":
+                raise ValueError("entropy_target applies to discrete kinds of action (a normal's entropy has no "
+                                 "maximum); use a fixed entropy weight for continuous actions")
+            self.max_entropy = float(sum(math.log(n) for n in spec.sizes))
+            self.register_buffer("entropy_weight", torch.tensor(float(c.entropy)))
         self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=c.actor_lr, eps=c.eps)
         self.critic_opt = torch.optim.Adam(self.critic.parameters(), lr=c.critic_lr, eps=c.eps)
         #: called with the parameters after backward, before clipping (data-parallel learners)
@@ -114,6 +136,7 @@ class ActorCritic(nn.Module):
         self.stat_sync: Callable[[list[torch.Tensor]], None] | None = None
 
     bins: torch.Tensor
+    entropy_weight: torch.Tensor
 
     def policy(self, feat: torch.Tensor) -> PolicyDist:
         """The action distribution in each state."""
@@ -178,7 +201,8 @@ class ActorCritic(nn.Module):
             objective = (lambda_returns(reward, value_path, cont, c.discount, c.lam) - value[:, :-1]) / scale
         else:
             objective = dist.log_prob(action[:, :-1]) * advantage
-        actor_loss = -(weight * (objective + c.entropy * entropy)).mean()
+        bonus = self.entropy_weight if c.entropy_target else c.entropy
+        actor_loss = -(weight * (objective + bonus * entropy)).mean()
         critic = TwoHot(critic_logits[:, :-1], self.bins)
         slow = self.value(feat[:, :-1].detach(), slow=True)
         critic_loss = (weight * -(critic.log_prob(returns) + c.slow_reg * critic.log_prob(slow))).mean()
@@ -219,4 +243,18 @@ class ActorCritic(nn.Module):
         with torch.no_grad():
             for slow, fast in zip(self.slow_critic.parameters(), self.critic.parameters(), strict=True):
                 slow.lerp_(fast, c.slow_rate)
+        if c.entropy_target:
+            metrics["entropy_weight"] = self.adapt_entropy(metrics["entropy"])
         return metrics
+
+    @torch.no_grad()
+    def adapt_entropy(self, entropy: torch.Tensor) -> torch.Tensor:
+        """Move the adaptive entropy weight for this update's mean entropy (see ``entropy_target``); returns it."""
+        c = self.config
+        share = entropy / self.max_entropy
+        factor = torch.where(share < c.entropy_target / 1.1, 1 + c.entropy_rate,
+                             torch.where(share > c.entropy_target * 1.1, 1 - c.entropy_rate, 1.0))
+        self.entropy_weight.mul_(factor).clamp_(c.entropy_min, c.entropy_max)
+        if self.stat_sync is not None:
+            self.stat_sync([self.entropy_weight])
+        return self.entropy_weight.clone()

@@ -92,7 +92,13 @@ class DirectorConfig:
     task reward then chooses among them. Director: 0. (On Pin Pad vector it made the goals reachable but
     lowered the return; see the README's Results.)"""
 
+    chunk_reward: str = "sum"
+    """How the manager's reward for a K-step chunk is made from the K rewards in it: 'sum', or 'mean': Director's
+    mean of the rewards, each weighted by the chance that the episode lasted until it."""
+
     def __post_init__(self) -> None:
+        if self.chunk_reward not in ("sum", "mean"):
+            raise ValueError(f"chunk_reward must be 'sum' or 'mean', got {self.chunk_reward!r}")
         for name in ("manager", "worker"):
             if getattr(self, name).actor_grad == "dynamics":
                 raise ValueError(f"actor_grad 'dynamics' is implemented for the flat agent only (agent.name=dreamer); "
@@ -261,8 +267,9 @@ class DirectorAgent(WorldModelAgent):
             stat.lerp_(mean, self.config.stat_rate if bool(stat.any()) else 1.0)
 
     def manager_trajectory(self, trajectory: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """The manager's view [N, H / K + 1, ...]: states at chunk starts, its codes, and per chunk the summed
-        reward (task + explore bonus + reach bonus) and the probability that the episode lasts through the chunk."""
+        """The manager's view [N, H / K + 1, ...]: states at chunk starts, its codes, and per chunk the summed (or,
+        with ``chunk_reward`` 'mean', the continuation-weighted mean) reward (task + explore bonus + reach bonus)
+        and the probability that the episode lasts through the chunk."""
         c = self.config
         n = trajectory["feat"].shape[0]
         reward = c.task_weight * trajectory["reward"] + c.explore_weight * trajectory["explore"]
@@ -271,10 +278,15 @@ class DirectorAgent(WorldModelAgent):
             held = trajectory["goal"][:, : c.horizon : c.every].repeat_interleave(c.every, 1)
             reached = max_cosine(held, trajectory["goal_state"][:, 1:])
             reward = reward + c.reach_weight * torch.cat([torch.zeros_like(reached[:, :1]), reached], 1)
+        if c.chunk_reward == "mean":  # a reward counts as much as the chance of reaching it within its chunk
+            alive = torch.cumprod(trajectory["cont"][:, :-1].reshape(n, chunks, c.every), -1)
+            chunked = (reward[:, 1:].reshape(n, chunks, c.every) * alive).mean(-1)
+        else:
+            chunked = chunk_sums(reward[:, 1:], c.every)
         return {
             "feat": trajectory["feat"][:, :: c.every],
             "action": trajectory["code"][:, :: c.every],
-            "reward": torch.cat([torch.zeros_like(reward[:, :1]), chunk_sums(reward[:, 1:], c.every)], 1),
+            "reward": torch.cat([torch.zeros_like(reward[:, :1]), chunked], 1),
             "cont": torch.cat([trajectory["cont"][:, :1],
                                trajectory["cont"][:, 1:].reshape(n, chunks, c.every).prod(-1)], 1),
         }

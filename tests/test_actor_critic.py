@@ -1,5 +1,7 @@
 """The shared actor-critic: lambda-returns (golden values), policy distributions, learning on a bandit."""
 
+import math
+
 import pytest
 import torch
 
@@ -206,3 +208,42 @@ def test_rsample_draws_the_numbers_sample_draws_and_passes_gradients():
         assert grad.abs().sum() > 0
     with pytest.raises(ValueError, match="actor_grad must be"):
         ActorCriticConfig(actor_grad="pathwise")
+
+
+def _bandit_entropy_share(**changes) -> tuple[float, float]:
+    """Action 1 of 2 pays 1: (the policy's entropy over its maximum after 300 updates, the last entropy weight)."""
+    torch.manual_seed(0)
+    config = ActorCriticConfig(units=32, layers=1, actor_lr=3e-3, critic_lr=3e-3, entropy=1e-4, discount=1.0,
+                               **changes)
+    ac = ActorCritic(4, ActionSpec.discrete(2), config)
+    feat = torch.randn(64, 1, 4).expand(64, 2, 4).contiguous()
+    cont = torch.tensor([1.0, 0.0]).expand(64, 2)
+    for _ in range(300):
+        action = ac.policy(feat).sample()
+        reward = torch.zeros(64, 2)
+        reward[:, 1] = action[:, 0, 1]
+        metrics = ac.update(feat, action, reward, cont)
+    with torch.no_grad():
+        share = float(ac.policy(feat[:, 0]).entropy().mean()) / math.log(2)
+    return share, float(metrics.get("entropy_weight", config.entropy))
+
+
+def test_an_entropy_target_holds_the_policy_near_it_where_a_fixed_weight_lets_it_collapse():
+    fixed, _ = _bandit_entropy_share()
+    adaptive, weight = _bandit_entropy_share(entropy_target=0.5)
+    assert fixed < 0.3, fixed
+    assert 0.4 < adaptive < 0.65 and weight > 1e-3, (adaptive, weight)
+
+
+def test_the_adaptive_entropy_weight_moves_by_its_rate_outside_the_band_and_stays_inside_it():
+    ac = ActorCritic(4, ActionSpec.multi_discrete((4, 4)), ActorCriticConfig(entropy=0.01, entropy_target=0.5))
+    top = 2 * math.log(4)
+    for share, expected in ((0.2, 0.011), (0.5, 0.011), (0.9, 0.0099)):
+        assert float(ac.adapt_entropy(torch.tensor(share * top))) == pytest.approx(expected)
+    for _ in range(200):
+        ac.adapt_entropy(torch.tensor(0.0))
+    assert float(ac.entropy_weight) == pytest.approx(1.0)  # entropy_max
+    with pytest.raises(ValueError, match="entropy_target applies to discrete kinds"):
+        ActorCritic(4, ActionSpec.continuous(1), ActorCriticConfig(entropy_target=0.5))
+    with pytest.raises(ValueError, match="entropy_target must be a fraction"):
+        ActorCriticConfig(entropy_target=1.5)

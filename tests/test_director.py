@@ -88,6 +88,18 @@ def test_manager_trajectory_sums_rewards_per_chunk_and_multiplies_continuation()
     assert torch.allclose(returns, torch.tensor([[5 + 0.5 * 0.45 * 9, 9.0]]))  # R_t = r_t+1 + d c_t+1 R_t+1
 
 
+def test_manager_chunk_means_weight_each_reward_by_the_chance_of_reaching_it_within_its_chunk():
+    traj = {"feat": torch.zeros(1, 5, 3), "code": torch.zeros(1, 5, 1),
+            "reward": torch.tensor([[9.0, 1.0, 2.0, 3.0, 4.0]]), "explore": torch.tensor([[9.0, 2.0, 2.0, 0.0, 4.0]]),
+            "cont": torch.tensor([[1.0, 0.9, 0.5, 1.0, 0.8]])}
+    view = director(every=2, horizon=4, explore_weight=0.5, chunk_reward="mean").manager_trajectory(traj)
+    # step rewards 2, 3 | 3, 6; weights within each chunk: 1, 0.9 | 0.5, 0.5 (state 2 continues with 0.5)
+    assert torch.allclose(view["reward"], torch.tensor([[0.0, (2 + 3 * 0.9) / 2, (3 * 0.5 + 6 * 0.5) / 2]]))
+    assert torch.allclose(view["cont"], torch.tensor([[1.0, 0.45, 0.8]]))  # as with sums
+    with pytest.raises(ValueError, match="chunk_reward must be 'sum' or 'mean'"):
+        DirectorConfig(chunk_reward="max")
+
+
 def test_reach_weight_pays_the_manager_for_the_similarity_to_its_own_chunk_goal():
     deter = torch.tensor([[[1.0, 0.0], [0.0, 1.0], [1.0, 0.0], [2.0, 0.0], [0.0, 2.0]]])
     goal = torch.tensor([[[0.0, 1.0]] * 2 + [[2.0, 0.0]] * 3])  # chosen at steps 0 and 2

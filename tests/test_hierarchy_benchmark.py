@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from benchmarks.hierarchy_vs_flat import final_return, load_runs, plot, table
+from benchmarks.hierarchy_vs_flat import final_return, load_runs, plot, summary, table
 
 
 def fake_run(task, agent, seed, level, steps=1000):
@@ -20,9 +20,13 @@ def test_final_return_averages_the_last_tenth_of_the_budget():
 def test_table_and_figure_summarise_seeds(tmp_path):
     runs = [fake_run("keydoor_vector", "flat", s, 0.5) for s in (0, 1)] + [
         fake_run("keydoor_vector", "director", 0, 1.0), fake_run("minigrid", "ppo", 0, 0.25)]
-    text = table(runs)
-    assert "| keydoor_vector | flat | 0,1 | 1,000 | 0.47 ± 0.00 | 0.50 ± 0.00 | 2.0 |" in text
-    assert "| keydoor_vector | director | 0 | 1,000 | 0.95 | 1.00 | 2.0 |" in text  # one seed: no spread
+    runs[1]["eval_return"] = 0.7
+    rows = summary(runs)
+    assert rows[1] == {"task": "keydoor_vector", "agent": "flat", "seeds": [0, 1], "budget": 1000,
+                       "final_return": [0.475, 0.475], "final_greedy": [0.5, 0.7], "wall_s": [120.0, 120.0]}
+    text = table(rows)
+    assert "| keydoor_vector | flat | 0,1 | 1,000 | 0.47 ± 0.00 | 0.47, 0.47 | 0.60 ± 0.14 | 0.50, 0.70 | 2.0 |" in text
+    assert "| keydoor_vector | director | 0 | 1,000 | 0.95 | 0.95 | 1.00 | 1.00 | 2.0 |" in text  # one seed: no spread
     assert "| minigrid | ppo |" in text
     path = plot(runs, tmp_path / "curves.png")
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

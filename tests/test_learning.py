@@ -3,7 +3,8 @@
 Budgets (2 cores): CartPole-v1 in 20,000 env steps (about 7 minutes); the key-door task in the preset's
 20,000 env steps (train ratio 64, half the replayed sequences around rewarded steps; about 12 minutes; over
 seeds 0-2 the greedy return was 0.9, 0.9 and 0.4 at 15,000 env steps and 1.0 for seed 2 at 20,000, README,
-Results). Each runs the real `forethought train` on its shipped preset and reads the greedy evaluation the
+Results); Pendulum-v1 (continuous actions) in the preset's 10,000 env steps (about 6 minutes). Each runs the
+real `forethought train` on its shipped preset and reads the greedy evaluation the
 run writes at its end. `make test-guard` (run by `.ci/run`) holds the ones that pass reliably; CartPole does
 not yet (README, Results: the CartPole figures).
 
@@ -47,6 +48,15 @@ def test_flat_agent_solves_the_key_door_task(tmp_path):
     report = train_and_evaluate("keydoor_vector", tmp_path)
     # a random policy reaches the goal in about 12% of episodes; solved is 90%
     assert report["return"]["mean"] >= 0.9, report["episode_returns"]
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(1800)
+def test_flat_agent_swings_up_the_pendulum(tmp_path):
+    report = train_and_evaluate("pendulum", tmp_path)
+    # continuous actions, learnt by backpropagation through the dynamics: a random policy scores about -1,200
+    # to -1,500; issue 14's target is -200 within the preset's 10,000 env steps
+    assert report["return"]["mean"] >= -200, report["episode_returns"]
 
 
 def final_exploring_return(run_dir: Path) -> float:
