@@ -71,19 +71,26 @@ def test_bad_specs_are_named():
         ActionSpec("discrete", (2, 3))
 
 
-def test_actor_learns_the_rewarding_action_and_critic_its_value():
-    """A one-step bandit in imagination: action 1 pays 1 on arrival at the next state, action 0 pays 0."""
+def train_bandit(updates: int, offset: float = 0.0, **changes) -> tuple[ActorCritic, torch.Tensor, dict]:
+    """A one-step bandit in imagination: action 1 of 2 pays ``offset`` + 1 on arrival at the next state, action 0
+    pays ``offset``. Returns the actor-critic, its states and the last update's metrics."""
     torch.manual_seed(0)
-    spec = ActionSpec.discrete(2)
-    config = ActorCriticConfig(units=32, layers=1, actor_lr=3e-3, critic_lr=3e-3, entropy=1e-4, discount=1.0)
-    ac = ActorCritic(4, spec, config)
+    config = ActorCriticConfig(**{"units": 32, "layers": 1, "actor_lr": 3e-3, "critic_lr": 3e-3, "entropy": 1e-4,
+                                  "discount": 1.0, **changes})
+    ac = ActorCritic(4, ActionSpec.discrete(2), config)
     feat = torch.randn(64, 1, 4).expand(64, 2, 4).contiguous()
     cont = torch.tensor([1.0, 0.0]).expand(64, 2)  # the episode ends after one step
-    for _ in range(150):
+    for _ in range(updates):
         action = ac.policy(feat).sample()
         reward = torch.zeros(64, 2)
-        reward[:, 1] = action[:, 0, 1]
+        reward[:, 1] = offset + action[:, 0, 1]
         metrics = ac.update(feat, action, reward, cont)
+    return ac, feat, metrics
+
+
+def test_actor_learns_the_rewarding_action_and_critic_its_value():
+    """A one-step bandit in imagination: action 1 pays 1 on arrival at the next state, action 0 pays 0."""
+    ac, feat, metrics = train_bandit(150)
     with torch.no_grad():
         probs = ac.policy(feat[:, 0]).probs[0][:, 1]
         value = ac.value(feat[:, 0]).mean()
@@ -123,17 +130,7 @@ def test_critic_converges_to_the_lambda_return():
 def _bandit_with_a_frozen_critic(center: bool) -> tuple[float, float]:
     """Both actions pay a lot (10 or 11) and the critic never learns (lr 0), as a critic that lags dense
     rewards: every advantage is about +10. Returns (probability of the better action, mean advantage)."""
-    torch.manual_seed(0)
-    config = ActorCriticConfig(units=32, layers=1, actor_lr=3e-3, critic_lr=0.0, entropy=1e-4, discount=1.0,
-                               center_advantages=center)
-    ac = ActorCritic(4, ActionSpec.discrete(2), config)
-    feat = torch.randn(64, 1, 4).expand(64, 2, 4).contiguous()
-    cont = torch.tensor([1.0, 0.0]).expand(64, 2)
-    for _ in range(150):
-        action = ac.policy(feat).sample()
-        reward = torch.zeros(64, 2)
-        reward[:, 1] = 10.0 + action[:, 0, 1]
-        metrics = ac.update(feat, action, reward, cont)
+    ac, feat, metrics = train_bandit(150, offset=10.0, critic_lr=0.0, center_advantages=center)
     with torch.no_grad():
         return float(ac.policy(feat[:, 0]).probs[0][:, 1].mean()), float(metrics["advantage"])
 
@@ -212,20 +209,10 @@ def test_rsample_draws_the_numbers_sample_draws_and_passes_gradients():
 
 def _bandit_entropy_share(**changes) -> tuple[float, float]:
     """Action 1 of 2 pays 1: (the policy's entropy over its maximum after 300 updates, the last entropy weight)."""
-    torch.manual_seed(0)
-    config = ActorCriticConfig(units=32, layers=1, actor_lr=3e-3, critic_lr=3e-3, entropy=1e-4, discount=1.0,
-                               **changes)
-    ac = ActorCritic(4, ActionSpec.discrete(2), config)
-    feat = torch.randn(64, 1, 4).expand(64, 2, 4).contiguous()
-    cont = torch.tensor([1.0, 0.0]).expand(64, 2)
-    for _ in range(300):
-        action = ac.policy(feat).sample()
-        reward = torch.zeros(64, 2)
-        reward[:, 1] = action[:, 0, 1]
-        metrics = ac.update(feat, action, reward, cont)
+    ac, feat, metrics = train_bandit(300, **changes)
     with torch.no_grad():
         share = float(ac.policy(feat[:, 0]).entropy().mean()) / math.log(2)
-    return share, float(metrics.get("entropy_weight", config.entropy))
+    return share, float(metrics.get("entropy_weight", ac.config.entropy))
 
 
 def test_an_entropy_target_holds_the_policy_near_it_where_a_fixed_weight_lets_it_collapse():
