@@ -87,10 +87,10 @@ def test_help_at_every_level():
 
 def test_envs_lists_builtin_tasks_and_suites():
     text = run("envs").stdout
-    assert "forethought/PinPad4-v0" in text and "forethought/KeyDoorVector-v0" in text
+    assert all(f"forethought/{name}-v0" in text for name in ("PinPad4", "KeyDoorVector", "KeyChainVector3"))
     listing = json.loads(run("envs", "--json").stdout)
     assert {"minigrid", "crafter"} == set(listing["suites"])
-    assert len(listing["builtin"]) == 14
+    assert len(listing["builtin"]) == 18  # Pin Pad 3-8 and key door, each from pixels and vectors; 2 key chains too
 
 
 def test_print_config_shows_the_stacked_result():
