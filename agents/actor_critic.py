@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import copy
 import math
-from collections.abc import Callable
+import typing
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import torch
@@ -103,25 +104,57 @@ def lambda_returns(reward: torch.Tensor, value: torch.Tensor, cont: torch.Tensor
     return torch.stack(returns[::-1][:-1], 1)
 
 
+def critic_network(feat_dim: int, c: ActorCriticConfig) -> nn.Sequential:
+    """A two-hot critic's MLP; its output layer starts at zero, so values start at exactly 0."""
+    out = nn.Linear(c.units, c.bins)
+    nn.init.zeros_(out.weight)
+    nn.init.zeros_(out.bias)
+    return nn.Sequential(MLP(feat_dim, c.units, c.layers), out)
+
+
+class StreamCritic(nn.Module):
+    """The critic of one further reward stream: its own two-hot critic, slow copy and return scale."""
+
+    def __init__(self, feat_dim: int, c: ActorCriticConfig):
+        super().__init__()
+        self.critic = critic_network(feat_dim, c)
+        self.slow_critic = copy.deepcopy(self.critic).requires_grad_(False)
+        self.retnorm = ReturnNormalizer()
+
+
+Critics = dict[str, tuple[nn.Module, nn.Module, ReturnNormalizer]]
+"""Per reward stream: (critic, slow critic, return scale)."""
+_T = typing.TypeVar("_T")
+Targets = tuple[torch.Tensor, torch.Tensor, torch.Tensor]
+"""(value [N, H + 1], lambda-returns [N, H], state weights [N, H]) of a trajectory."""
+
+
 class ActorCritic(nn.Module):
-    """Actor and critic over features ``[..., feat_dim]``, trained on imagined trajectories."""
+    """Actor and critic over features ``[..., feat_dim]``, trained on imagined trajectories.
+
+    With ``streams`` (reward stream name to weight, e.g. ``{"task": 1.0, "explore": 0.1}``), as in Director,
+    every stream has a critic and a return scale of its own, rewards are passed as a mapping by stream, and the
+    actor's advantage is the weighted sum of the streams' advantages, each divided by its own scale. The first
+    stream's critic is ``critic``; the others' are in ``streams``."""
 
     def __init__(self, feat_dim: int, spec: ActionSpec, config: ActorCriticConfig | None = None,
-                 dynamics: bool = False):
+                 dynamics: bool = False, streams: Mapping[str, float] | None = None):
         super().__init__()
         self.config = c = config or ActorCriticConfig()
         self.spec = spec
         #: the actor learns from the lambda-returns' gradient through the imagined trajectory (its caller
         #: imagines with reparameterised actions), not from REINFORCE
         self.dynamics = dynamics
+        if streams is not None and (not streams or dynamics):
+            raise ValueError("reward streams need at least one stream and REINFORCE (actor_grad 'reinforce')")
+        #: weight of each reward stream's advantage; one unnamed stream without ``streams``
+        self.stream_weights = dict(streams) if streams else {"": 1.0}
         self.actor = nn.Sequential(MLP(feat_dim, c.units, c.layers), nn.Linear(c.units, spec.logits_dim))
-        critic_out = nn.Linear(c.units, c.bins)
-        nn.init.zeros_(critic_out.weight)  # values start at exactly 0
-        nn.init.zeros_(critic_out.bias)
-        self.critic = nn.Sequential(MLP(feat_dim, c.units, c.layers), critic_out)
+        self.critic = critic_network(feat_dim, c)
         self.slow_critic = copy.deepcopy(self.critic).requires_grad_(False)
         self.register_buffer("bins", twohot_bins(c.bins), persistent=False)
         self.retnorm = ReturnNormalizer()
+        self.streams = nn.ModuleDict({name: StreamCritic(feat_dim, c) for name in list(self.stream_weights)[1:]})
         if c.entropy_target:
             if spec.kind == "continuous":
                 raise ValueError("entropy_target applies to discrete kinds of action (a normal's entropy has no "
@@ -129,7 +162,7 @@ class ActorCritic(nn.Module):
             self.max_entropy = float(sum(math.log(n) for n in spec.sizes))
             self.register_buffer("entropy_weight", torch.tensor(float(c.entropy)))
         self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=c.actor_lr, eps=c.eps)
-        self.critic_opt = torch.optim.Adam(self.critic.parameters(), lr=c.critic_lr, eps=c.eps)
+        self.critic_opt = torch.optim.Adam(self.critic_parameters(), lr=c.critic_lr, eps=c.eps)
         #: called with the parameters after backward, before clipping (data-parallel learners)
         self.grad_sync: Callable[[list[nn.Parameter]], None] | None = None
         #: called with the return-scale statistics after each update, to average them in place
@@ -137,6 +170,30 @@ class ActorCritic(nn.Module):
 
     bins: torch.Tensor
     entropy_weight: torch.Tensor
+
+    def critics(self) -> Critics:
+        """(critic, slow critic, return scale) of every reward stream, the first stream's first."""
+        first = next(iter(self.stream_weights))
+        out: Critics = {first: (self.critic, self.slow_critic, self.retnorm)}
+        for name, stream in self.streams.items():
+            assert isinstance(stream, StreamCritic)
+            out[name] = (stream.critic, stream.slow_critic, stream.retnorm)
+        return out
+
+    def critic_parameters(self) -> list[nn.Parameter]:
+        """The trained critics' parameters (every stream's), which ``critic_opt`` steps."""
+        return [p for critic, _, _ in self.critics().values() for p in critic.parameters()]
+
+    def rewards(self, reward: torch.Tensor | Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """The rewards by stream: a tensor without ``streams``, a mapping with exactly the stream names with."""
+        names = list(self.stream_weights)
+        if isinstance(reward, Mapping):
+            if sorted(reward) != sorted(names):
+                raise ValueError(f"rewards by stream must have the streams {names}, got {sorted(reward)}")
+            return dict(reward)
+        if names != [""]:
+            raise ValueError(f"this actor-critic has the reward streams {names}: pass the rewards as a mapping")
+        return {"": reward}
 
     def policy(self, feat: torch.Tensor) -> PolicyDist:
         """The action distribution in each state."""
@@ -147,9 +204,8 @@ class ActorCritic(nn.Module):
         return TwoHot((self.slow_critic if slow else self.critic)(feat), self.bins).mean()
 
     @torch.no_grad()
-    def targets(self, critic_logits: torch.Tensor, reward: torch.Tensor, cont: torch.Tensor
-                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(value [N, H + 1], lambda-returns [N, H], state weights [N, H]) of a trajectory from the critic's
+    def targets(self, critic_logits: torch.Tensor, reward: torch.Tensor, cont: torch.Tensor) -> Targets:
+        """(value [N, H + 1], lambda-returns [N, H], state weights [N, H]) of a trajectory from a critic's
         outputs on it; a state's weight is the discounted chance that the episode is still running there."""
         c = self.config
         value = TwoHot(critic_logits.detach(), self.bins).mean()
@@ -157,9 +213,9 @@ class ActorCritic(nn.Module):
         weight = torch.cumprod(torch.cat([cont[:, :1], c.discount * cont[:, 1:]], 1), 1)[:, :-1]
         return value, returns, weight
 
-    def loss(self, feat: torch.Tensor, action: torch.Tensor, reward: torch.Tensor, cont: torch.Tensor,
-             critic_logits: torch.Tensor | None = None, actor_out: torch.Tensor | None = None,
-             targets: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None,
+    def loss(self, feat: torch.Tensor, action: torch.Tensor, reward: torch.Tensor | Mapping[str, torch.Tensor],
+             cont: torch.Tensor, critic_logits: torch.Tensor | Mapping[str, torch.Tensor] | None = None,
+             actor_out: torch.Tensor | None = None, targets: Targets | Mapping[str, Targets] | None = None,
              ) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
         """Actor and critic losses of an imagined trajectory; pure.
 
@@ -167,23 +223,28 @@ class ActorCritic(nn.Module):
             feat: states [N, H + 1, F], detached from the world model (but for the actions' gradient, with dynamics).
             action: the actions taken in them [N, H + 1, A].
             reward, cont: predicted reward on arrival and continue probability [N, H + 1] (with dynamics, with the
-                gradient to the actions).
-            critic_logits: the critic's outputs on ``feat`` (with gradient), when the caller has them.
+                gradient to the actions); with ``streams``, the rewards by stream.
+            critic_logits: the critic's outputs on ``feat`` (with gradient), when the caller has them (by stream
+                with ``streams``).
             actor_out: the actor's outputs on ``feat`` (with gradient), when imagination computed them.
-            targets: ``targets(critic_logits, reward, cont)``, when the caller has them.
+            targets: ``targets(critic_logits, reward, cont)``, when the caller has them (by stream with ``streams``).
         Returns (actor_loss, critic_loss, metrics); metrics are detached tensors.
         """
         c = self.config
         n, steps = feat.shape[:2]
-        assert action.shape[:2] == (n, steps) and reward.shape == cont.shape == (n, steps), (
-            f"feat {tuple(feat.shape)}, action {tuple(action.shape)}, reward {tuple(reward.shape)}, "
-            f"cont {tuple(cont.shape)} must share [N, H + 1]")
-        if critic_logits is None:
-            critic_logits = self.critic(feat.detach())
-        value, returns, weight = targets if targets is not None else self.targets(critic_logits, reward, cont)
+        rewards, critics = self.rewards(reward), self.critics()
+        assert action.shape[:2] == (n, steps) and all(r.shape == cont.shape == (n, steps) for r in rewards.values()), (
+            f"feat {tuple(feat.shape)}, action {tuple(action.shape)}, reward "
+            f"{[tuple(r.shape) for r in rewards.values()]}, cont {tuple(cont.shape)} must share [N, H + 1]")
+        logits = self._by_stream(critic_logits, lambda name: critics[name][0](feat.detach()))
+        target = self._by_stream(targets, lambda name: self.targets(logits[name], rewards[name], cont))
+        first = next(iter(critics))
+        value, _, weight = target[first]
         with torch.no_grad():
-            scale = self.retnorm.scale()
-            advantage = (returns - value[:, :-1]) / scale
+            scales = {name: critics[name][2].scale() for name in critics}
+            advantage = sum(self.stream_weights[name] * (target[name][1] - target[name][0][:, :-1]) / scales[name]
+                            for name in critics)
+            assert isinstance(advantage, torch.Tensor)
             if c.center_advantages:
                 advantage = advantage - (weight * advantage).sum() / weight.sum()
         if actor_out is None:
@@ -198,51 +259,66 @@ class ActorCritic(nn.Module):
             # this path (its loss below trains it on detached states)
             with frozen(self.critic):
                 value_path = TwoHot(self.critic(feat), self.bins).mean()
-            objective = (lambda_returns(reward, value_path, cont, c.discount, c.lam) - value[:, :-1]) / scale
+            objective = (lambda_returns(rewards[first], value_path, cont, c.discount, c.lam) - value[:, :-1]
+                         ) / scales[first]
         else:
             objective = dist.log_prob(action[:, :-1]) * advantage
         bonus = self.entropy_weight if c.entropy_target else c.entropy
         actor_loss = -(weight * (objective + bonus * entropy)).mean()
-        critic = TwoHot(critic_logits[:, :-1], self.bins)
-        slow = self.value(feat[:, :-1].detach(), slow=True)
-        critic_loss = (weight * -(critic.log_prob(returns) + c.slow_reg * critic.log_prob(slow))).mean()
-        metrics = {
-            "actor_loss": actor_loss.detach(), "critic_loss": critic_loss.detach(),
-            "entropy": entropy.mean().detach(), "return": returns.mean(), "value": value.mean(),
-            "advantage": advantage.mean(), "return_scale": scale, "reward": reward.detach().mean(),
-        }
+        critic_loss = torch.zeros((), device=feat.device)
+        metrics = {"entropy": entropy.mean().detach(), "advantage": advantage.mean()}
+        for name, (_, slow_critic, _) in critics.items():
+            critic = TwoHot(logits[name][:, :-1], self.bins)
+            slow = TwoHot(slow_critic(feat[:, :-1].detach()), self.bins).mean()
+            critic_loss = critic_loss + (weight * -(critic.log_prob(target[name][1])
+                                                    + c.slow_reg * critic.log_prob(slow))).mean()
+            prefix = f"{name}_" if name != first else ""
+            metrics.update({f"{prefix}return": target[name][1].mean(), f"{prefix}value": target[name][0].mean(),
+                            f"{prefix}return_scale": scales[name], f"{prefix}reward": rewards[name].detach().mean()})
+        metrics.update({"actor_loss": actor_loss.detach(), "critic_loss": critic_loss.detach()})
         return actor_loss, critic_loss, metrics
 
-    def update(self, feat: torch.Tensor, action: torch.Tensor, reward: torch.Tensor, cont: torch.Tensor,
-               actor_extra: torch.Tensor | None = None, actor_out: torch.Tensor | None = None
+    def _by_stream(self, given: _T | Mapping[str, _T] | None, make: Callable[[str], _T]) -> dict[str, _T]:
+        """What the caller gave, by stream (a single value for the one unnamed stream), or ``make(name)`` of each."""
+        if given is None:
+            return {name: make(name) for name in self.stream_weights}
+        return dict(given) if isinstance(given, Mapping) else {"": given}
+
+    def update(self, feat: torch.Tensor, action: torch.Tensor, reward: torch.Tensor | Mapping[str, torch.Tensor],
+               cont: torch.Tensor, actor_extra: torch.Tensor | None = None, actor_out: torch.Tensor | None = None
                ) -> dict[str, torch.Tensor]:
-        """Update the return scale, step both optimisers, then move the slow critic towards the critic.
+        """Update the return scales, step both optimisers, then move the slow critics towards the critics.
         ``actor_extra``, a scalar loss on the actor's outputs (with gradient), is added to the actor's loss;
         ``actor_out`` are the actor's outputs on ``feat`` where imagination computed them with gradient."""
         c = self.config
+        rewards, critics = self.rewards(reward), self.critics()
         # one forward serves the values and the critic's loss (on detached states: with dynamics gradients the
         # states carry the actor's gradient, which the critic's loss must not reach)
-        critic_logits = self.critic(feat.detach())
-        targets = self.targets(critic_logits, reward, cont)  # once, for the return scale and the losses
-        with torch.no_grad():  # the return scale first takes in this batch's returns, as in DreamerV3
-            self.retnorm.update(targets[1])
+        logits = {name: critic(feat.detach()) for name, (critic, _, _) in critics.items()}
+        # once, for the return scale and the losses
+        targets = {name: self.targets(logits[name], rewards[name], cont) for name in critics}
+        with torch.no_grad():  # the return scales first take in this batch's returns, as in DreamerV3
+            for name, (_, _, retnorm) in critics.items():
+                retnorm.update(targets[name][1])
             if self.stat_sync is not None:
-                self.stat_sync([self.retnorm.low, self.retnorm.high])
-        actor_loss, critic_loss, metrics = self.loss(feat, action, reward, cont, critic_logits, actor_out, targets)
+                self.stat_sync([t for _, _, retnorm in critics.values() for t in (retnorm.low, retnorm.high)])
+        actor_loss, critic_loss, metrics = self.loss(feat, action, rewards, cont, logits, actor_out, targets)
         if actor_extra is not None:
             actor_loss = actor_loss + actor_extra
         self.actor_opt.zero_grad(set_to_none=True)
         self.critic_opt.zero_grad(set_to_none=True)
         (actor_loss + critic_loss).backward()  # disjoint parameters: one backward serves both
+        critic_parameters = self.critic_parameters()
         if self.grad_sync is not None:
-            self.grad_sync([*self.actor.parameters(), *self.critic.parameters()])
+            self.grad_sync([*self.actor.parameters(), *critic_parameters])
         metrics["actor_grad_norm"] = nn.utils.clip_grad_norm_(self.actor.parameters(), c.grad_clip)
-        metrics["critic_grad_norm"] = nn.utils.clip_grad_norm_(self.critic.parameters(), c.grad_clip)
+        metrics["critic_grad_norm"] = nn.utils.clip_grad_norm_(critic_parameters, c.grad_clip)
         self.actor_opt.step()
         self.critic_opt.step()
         with torch.no_grad():
-            for slow, fast in zip(self.slow_critic.parameters(), self.critic.parameters(), strict=True):
-                slow.lerp_(fast, c.slow_rate)
+            for critic, slow_critic, _ in critics.values():
+                for slow, fast in zip(slow_critic.parameters(), critic.parameters(), strict=True):
+                    slow.lerp_(fast, c.slow_rate)
         if c.entropy_target:
             metrics["entropy_weight"] = self.adapt_entropy(metrics["entropy"])
         return metrics

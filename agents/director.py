@@ -29,6 +29,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 from torch import nn
@@ -36,7 +37,7 @@ from torch import nn
 from agents.actions import ActionSpec
 from agents.actor_critic import ActorCritic, ActorCriticConfig
 from agents.dreamer import LATENT_KEYS, WorldModelAgent
-from agents.goals import GoalAutoencoder, GoalConfig, chunk_sums, max_cosine
+from agents.goals import GoalAutoencoder, GoalConfig, chunk_sums, future_states, max_cosine
 from world_models.config import WorldModelConfig
 from world_models.rssm import State
 
@@ -95,6 +96,16 @@ class DirectorConfig:
     chunk_reward: str = "sum"
     """How the manager's reward for a K-step chunk is made from the K rewards in it: 'sum', or 'mean': Director's
     mean of the rewards, each weighted by the chance that the episode lasted until it."""
+    critic_streams: bool = False
+    """Director's form: the manager keeps a critic and a return scale per reward stream (task, explore and, with
+    ``reach_weight``, reach), and its advantage is the weighted sum (``task_weight``, ``explore_weight``,
+    ``reach_weight``) of the streams' advantages, each divided by its own scale. False: one critic learns the
+    weighted sum of the rewards."""
+
+    def manager_streams(self) -> dict[str, float]:
+        """The manager's reward streams and their weights (reach only with a reach_weight)."""
+        weights = {"task": self.task_weight, "explore": self.explore_weight, "reach": self.reach_weight}
+        return {name: w for name, w in weights.items() if name != "reach" or w}
 
     def __post_init__(self) -> None:
         if self.chunk_reward not in ("sum", "mean"):
@@ -127,7 +138,8 @@ class DirectorAgent(WorldModelAgent):
         rssm = self.world_model.rssm
         self.code_spec = ActionSpec.multi_discrete((c.goal.classes,) * c.goal.groups)
         self.goal_autoencoder = GoalAutoencoder(c.world_model.deter, c.goal)
-        self.manager = ActorCritic(rssm.feat_dim, self.code_spec, c.manager)
+        self.manager = ActorCritic(rssm.feat_dim, self.code_spec, c.manager,
+                                   streams=c.manager_streams() if c.critic_streams else None)
         self.worker = ActorCritic(rssm.feat_dim + c.world_model.deter, spec, c.worker)
         # running means of the reconstruction error and of replayed deter states; 0 until the first update
         self.register_buffer("explore_scale", torch.zeros(()))
@@ -207,25 +219,11 @@ class DirectorAgent(WorldModelAgent):
         self.stat_sync = stat_sync
 
     def start_context(self, post: State, batch: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """``future_deter`` [B * T, D]: for each replayed step, the deter state 1 to K steps (uniformly) later
-        in the same sequence and episode, cut short at the episode's or the sequence's last step (so a last
-        step's hindsight goal is itself: already reached). Nothing when ``replay_goals`` and ``manager_prior``
-        are 0."""
+        """``future_deter`` [B * T, D]: each replayed step's hindsight goal (``goals.future_states``, 1 to K steps
+        later). Nothing when ``replay_goals`` and ``manager_prior`` are 0."""
         if not (self.config.replay_goals or self.config.manager_prior):
             return {}
-        deter = post["deter"].detach()
-        b, steps = deter.shape[:2]
-        first = batch["is_first"].bool()
-        # index of the first step of the next episode after each step (steps if none in the sequence)
-        upcoming = torch.full((b,), steps, dtype=torch.long, device=deter.device)
-        following = []
-        for t in reversed(range(steps)):
-            following.append(upcoming)
-            upcoming = torch.where(first[:, t], t, upcoming)
-        limit = torch.stack(following[::-1], 1) - 1
-        offset = torch.randint(1, self.config.every + 1, (b, steps), device=deter.device)
-        target = torch.minimum(torch.arange(steps, device=deter.device) + offset, limit)
-        future = deter.gather(1, target.unsqueeze(-1).expand_as(deter))
+        future = future_states(post["deter"].detach(), batch["is_first"].bool(), self.config.every)
         return {"future_deter": future.flatten(0, 1)}
 
     @torch.no_grad()
@@ -266,27 +264,38 @@ class DirectorAgent(WorldModelAgent):
             mean = batch.reshape(-1, *stat.shape).mean(0)
             stat.lerp_(mean, self.config.stat_rate if bool(stat.any()) else 1.0)
 
-    def manager_trajectory(self, trajectory: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    def manager_trajectory(self, trajectory: Mapping[str, torch.Tensor]) -> dict[str, Any]:
         """The manager's view [N, H / K + 1, ...]: states at chunk starts, its codes, and per chunk the summed (or,
-        with ``chunk_reward`` 'mean', the continuation-weighted mean) reward (task + explore bonus + reach bonus)
-        and the probability that the episode lasts through the chunk."""
+        with ``chunk_reward`` 'mean', the continuation-weighted mean) reward and the probability that the episode
+        lasts through the chunk. The reward is task + explore bonus + reach bonus, weighted, or with
+        ``critic_streams`` the three unweighted by stream."""
         c = self.config
         n = trajectory["feat"].shape[0]
-        reward = c.task_weight * trajectory["reward"] + c.explore_weight * trajectory["explore"]
         chunks = c.horizon // c.every
+        streams = {"task": trajectory["reward"], "explore": trajectory["explore"]}
         if c.reach_weight:  # steps 1..K of chunk j against chunk j's goal (step K already holds the next one)
             held = trajectory["goal"][:, : c.horizon : c.every].repeat_interleave(c.every, 1)
             reached = max_cosine(held, trajectory["goal_state"][:, 1:])
-            reward = reward + c.reach_weight * torch.cat([torch.zeros_like(reached[:, :1]), reached], 1)
-        if c.chunk_reward == "mean":  # a reward counts as much as the chance of reaching it within its chunk
-            alive = torch.cumprod(trajectory["cont"][:, :-1].reshape(n, chunks, c.every), -1)
-            chunked = (reward[:, 1:].reshape(n, chunks, c.every) * alive).mean(-1)
+            streams["reach"] = torch.cat([torch.zeros_like(reached[:, :1]), reached], 1)
+        alive = torch.cumprod(trajectory["cont"][:, :-1].reshape(n, chunks, c.every), -1)
+
+        def chunked(reward: torch.Tensor) -> torch.Tensor:
+            if c.chunk_reward == "mean":  # a reward counts as much as the chance of reaching it within its chunk
+                per_chunk = (reward[:, 1:].reshape(n, chunks, c.every) * alive).mean(-1)
+            else:
+                per_chunk = chunk_sums(reward[:, 1:], c.every)
+            return torch.cat([torch.zeros_like(reward[:, :1]), per_chunk], 1)
+
+        weights = c.manager_streams()
+        reward: torch.Tensor | dict[str, torch.Tensor]
+        if c.critic_streams:
+            reward = {name: chunked(r) for name, r in streams.items()}
         else:
-            chunked = chunk_sums(reward[:, 1:], c.every)
+            reward = chunked(sum(weights[name] * r for name, r in streams.items()))  # type: ignore[arg-type]
         return {
             "feat": trajectory["feat"][:, :: c.every],
             "action": trajectory["code"][:, :: c.every],
-            "reward": torch.cat([torch.zeros_like(reward[:, :1]), chunked], 1),
+            "reward": reward,
             "cont": torch.cat([trajectory["cont"][:, :1],
                                trajectory["cont"][:, 1:].reshape(n, chunks, c.every).prod(-1)], 1),
         }

@@ -112,7 +112,7 @@ class WorldModelAgent(nn.Module):
         decoder and heads. Env runners drop them, and weight syncs to env runners leave them out."""
         parts = ["world_model.decoder", "world_model.reward_head", "world_model.cont_head"]
         for name in self.actor_critics():
-            parts += [f"{name}.critic", f"{name}.slow_critic", f"{name}.retnorm"]
+            parts += [f"{name}.critic", f"{name}.slow_critic", f"{name}.retnorm", f"{name}.streams"]
         return parts
 
     def strip_for_acting(self) -> None:
@@ -126,8 +126,10 @@ class WorldModelAgent(nn.Module):
         """``torch.compile`` the world model's parts and every actor-critic's networks in place (weight names stay)."""
         self.world_model.compile_parts(**options)
         for ac in self.actor_critics().values():
-            for module in (ac.actor, ac.critic, ac.slow_critic):
-                module.compile(**options)
+            ac.actor.compile(**options)
+            for critic, slow_critic, _ in ac.critics().values():
+                critic.compile(**options)
+                slow_critic.compile(**options)
 
     def optimizers(self) -> dict[str, tuple[torch.optim.Optimizer, list[nn.Parameter]]]:
         """Every optimiser with the parameters it steps, by name (RLlib registers and checkpoints them)."""
@@ -135,7 +137,7 @@ class WorldModelAgent(nn.Module):
             "world_model": (self.world_model.optimizer, list(self.world_model.parameters()))}
         for name, ac in self.actor_critics().items():
             out[f"{name}_actor"] = (ac.actor_opt, list(ac.actor.parameters()))
-            out[f"{name}_critic"] = (ac.critic_opt, list(ac.critic.parameters()))
+            out[f"{name}_critic"] = (ac.critic_opt, ac.critic_parameters())
         return out
 
     def set_sync(self, grad_sync: Callable[[list[nn.Parameter]], None] | None,

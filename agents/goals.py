@@ -144,3 +144,20 @@ def chunk_sums(values: torch.Tensor, every: int) -> torch.Tensor:
     pad = -steps % every
     padded = torch.cat([values, values.new_zeros(n, pad)], 1) if pad else values
     return padded.reshape(n, -1, every).sum(-1)
+
+
+def future_states(state: torch.Tensor, is_first: torch.Tensor, most: int) -> torch.Tensor:
+    """Hindsight goals [B, T, D] of replayed sequences of states [B, T, D]: for each step, the state 1 to ``most``
+    steps (uniformly) later in the same sequence and episode, cut short at the episode's or the sequence's last
+    step (so a last step's hindsight goal is itself: already reached). ``is_first`` [B, T] marks episode starts."""
+    b, steps = state.shape[:2]
+    # index of the first step of the next episode after each step (steps if none in the sequence)
+    upcoming = torch.full((b,), steps, dtype=torch.long, device=state.device)
+    following = []
+    for t in reversed(range(steps)):
+        following.append(upcoming)
+        upcoming = torch.where(is_first[:, t], t, upcoming)
+    limit = torch.stack(following[::-1], 1) - 1
+    offset = torch.randint(1, most + 1, (b, steps), device=state.device)
+    target = torch.minimum(torch.arange(steps, device=state.device) + offset, limit)
+    return state.gather(1, target.unsqueeze(-1).expand_as(state))

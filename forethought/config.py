@@ -94,7 +94,7 @@ class AgentConfig(Section):
     """director: overrides of the goal autoencoder, e.g. {groups: 8, classes: 8} (see agents.GoalConfig)."""
     hierarchy: dict[str, Any] = {}
     """director: overrides of every, task_weight, explore_weight, worker_task_weight, reach_weight, manager_prior,
-    replay_goals, centre_states, stat_rate, chunk_reward (see agents.DirectorConfig)."""
+    replay_goals, centre_states, stat_rate, chunk_reward, critic_streams (see agents.DirectorConfig)."""
     horizon: int = Field(0, ge=0)
     """Imagination horizon in steps; 0 takes the agent's default (dreamer 15, director 16)."""
     imagination_starts: int = Field(0, ge=0)

@@ -7,6 +7,7 @@ import torch
 
 from agents.actions import ActionSpec, PolicyDist
 from agents.actor_critic import ActorCritic, ActorCriticConfig, lambda_returns
+from world_models.distributions import TwoHot
 
 REWARD = torch.tensor([[0.0, 1.0, 2.0]])
 VALUE = torch.tensor([[0.0, 3.0, 4.0]])
@@ -234,3 +235,47 @@ def test_the_adaptive_entropy_weight_moves_by_its_rate_outside_the_band_and_stay
         ActorCritic(4, ActionSpec.continuous(1), ActorCriticConfig(entropy_target=0.5))
     with pytest.raises(ValueError, match="entropy_target must be a fraction"):
         ActorCriticConfig(entropy_target=1.5)
+
+
+def _two_stream_bandit(streams: dict[str, float] | None, updates: int = 150) -> tuple[ActorCritic, torch.Tensor]:
+    """A one-step bandit with two reward streams: 'a' pays 1 for action 1, 'b' pays 100 for action 0. With
+    ``streams`` each has its critic; without, one critic learns a + 0.02 b (action 0 pays 2, action 1 pays 1)."""
+    torch.manual_seed(0)
+    config = ActorCriticConfig(units=32, layers=1, actor_lr=3e-3, critic_lr=3e-3, entropy=1e-4, discount=1.0)
+    ac = ActorCritic(4, ActionSpec.discrete(2), config, streams=streams)
+    feat = torch.randn(64, 1, 4).expand(64, 2, 4).contiguous()
+    cont = torch.tensor([1.0, 0.0]).expand(64, 2)
+    for _ in range(updates):
+        action = ac.policy(feat).sample()
+        a, b = torch.zeros(64, 2), torch.zeros(64, 2)
+        a[:, 1], b[:, 1] = action[:, 0, 1], 100.0 * action[:, 0, 0]
+        ac.update(feat, action, {"a": a, "b": b} if streams else a + 0.02 * b, cont)
+    return ac, feat
+
+
+def test_reward_streams_weigh_advantages_each_divided_by_its_own_scale():
+    ac, feat = _two_stream_bandit({"a": 1.0, "b": 0.02})
+    with torch.no_grad():
+        better = float(ac.policy(feat[:, 0]).probs[0][:, 1].mean())
+        value_a, value_b = float(ac.value(feat[:, 0]).mean()), float(TwoHot(ac.streams["b"].critic(feat[:, 0]),
+                                                                           ac.bins).mean().mean())
+    # b's advantages of about 100 are divided by b's return scale (tens), then weighted 0.02: a's 1 decides
+    assert better > 0.9, better
+    assert 0.2 < value_a <= 1.05 and value_b < 10  # each critic learns its own stream's value
+    assert float(ac.streams["b"].retnorm.scale()) > 10 and float(ac.retnorm.scale()) == 1.0
+    summed, feat = _two_stream_bandit(None)
+    with torch.no_grad():  # one critic on a + 0.02 b prefers action 0, which pays 2 of the sum
+        assert float(summed.policy(feat[:, 0]).probs[0][:, 1].mean()) < 0.1
+
+
+def test_reward_streams_are_checked_by_name():
+    ac = ActorCritic(4, ActionSpec.discrete(2), ActorCriticConfig(units=8, layers=1), streams={"a": 1.0, "b": 0.5})
+    feat, action = torch.randn(2, 3, 4), torch.eye(2)[torch.zeros(2, 3, dtype=torch.long)]
+    with pytest.raises(ValueError, match=r"rewards by stream must have the streams \['a', 'b'\], got \['a'\]"):
+        ac.update(feat, action, {"a": torch.zeros(2, 3)}, torch.ones(2, 3))
+    with pytest.raises(ValueError, match="pass the rewards as a mapping"):
+        ac.update(feat, action, torch.zeros(2, 3), torch.ones(2, 3))
+    with pytest.raises(ValueError, match="reward streams need at least one stream and REINFORCE"):
+        ActorCritic(4, ActionSpec.continuous(1), ActorCriticConfig(units=8, layers=1), dynamics=True, streams={"a": 1})
+    assert len(ac.critic_parameters()) == 2 * len(list(ac.critic.parameters()))
+    assert sum(len(g["params"]) for g in ac.critic_opt.param_groups) == len(ac.critic_parameters())

@@ -308,3 +308,23 @@ def test_manager_prior_pulls_the_manager_towards_the_codes_of_hindsight_goals():
     assert metrics["manager/prior_loss"] == pytest.approx(float(cross_entropy), rel=1e-4)
     assert float(seen["extra"]) == pytest.approx(0.5 * metrics["manager/prior_loss"], rel=1e-4)
     assert "manager/prior_loss" not in director().update(make_batch(SPEC, 2, 6))
+
+
+def test_critic_streams_give_the_manager_a_critic_per_reward_stream():
+    traj = {"feat": torch.zeros(1, 5, 3), "code": torch.zeros(1, 5, 1),
+            "reward": torch.tensor([[9.0, 1.0, 2.0, 3.0, 4.0]]), "explore": torch.tensor([[9.0, 2.0, 2.0, 0.0, 4.0]]),
+            "cont": torch.ones(1, 5)}
+    agent = director(every=2, horizon=4, explore_weight=0.5, critic_streams=True)
+    view = agent.manager_trajectory(traj)
+    # unweighted chunk sums by stream; the weights apply to each stream's normalised advantage
+    assert {k: v.tolist() for k, v in view["reward"].items()} == {"task": [[0.0, 3.0, 7.0]],
+                                                                  "explore": [[0.0, 4.0, 4.0]]}
+    assert agent.manager.stream_weights == {"task": 1.0, "explore": 0.5}
+    assert set(director(reach_weight=0.3, critic_streams=True).manager.stream_weights) == {"task", "explore", "reach"}
+    metrics = agent.update(make_batch(SPEC, 2, 6))
+    assert {"manager/return", "manager/explore_return", "manager/explore_return_scale"} <= set(metrics)
+    _, params = agent.optimizers()["manager_critic"]
+    assert len(params) == 2 * len(list(agent.manager.critic.parameters()))
+    agent.strip_for_acting()  # the stream critics are training-only
+    assert not hasattr(agent.manager, "streams")
+    agent.act(obs(), agent.initial_state(3), explore=True, is_first=torch.ones(3, dtype=torch.bool))
