@@ -9,12 +9,17 @@ from agents.actions import ActionSpec
 
 
 def build_agent(obs_space: Mapping[str, Sequence[int]], spec: ActionSpec, config: Any) -> Any:
-    """The agent a config describes: ``DreamerConfig`` -> ``DreamerAgent``, ``DirectorConfig`` -> ``DirectorAgent``."""
+    """The agent a config describes: ``DreamerConfig`` -> ``DreamerAgent``, ``DirectorConfig`` -> ``DirectorAgent``,
+    ``PlannerConfig`` -> ``PlannerAgent``."""
     from agents.director import DirectorAgent, DirectorConfig
     from agents.dreamer import DreamerAgent, DreamerConfig
+    from agents.planner import PlannerAgent, PlannerConfig
 
     if isinstance(config, DirectorConfig):
         return DirectorAgent(obs_space, spec, config)
     if isinstance(config, DreamerConfig):
         return DreamerAgent(obs_space, spec, config)
-    raise TypeError(f"agent config must be a DreamerConfig or a DirectorConfig, got {type(config).__name__}")
+    if isinstance(config, PlannerConfig):
+        return PlannerAgent(obs_space, spec, config)
+    raise TypeError(f"agent config must be a DreamerConfig, DirectorConfig or PlannerConfig, got "
+                    f"{type(config).__name__}")

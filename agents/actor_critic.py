@@ -104,12 +104,36 @@ def lambda_returns(reward: torch.Tensor, value: torch.Tensor, cont: torch.Tensor
     return torch.stack(returns[::-1][:-1], 1)
 
 
+_T = typing.TypeVar("_T")
+Targets = tuple[torch.Tensor, torch.Tensor, torch.Tensor]
+"""(value [N, H + 1], lambda-returns [N, H], state weights [N, H]) of a trajectory."""
+
+
 def critic_network(feat_dim: int, c: ActorCriticConfig) -> nn.Sequential:
     """A two-hot critic's MLP; its output layer starts at zero, so values start at exactly 0."""
     out = nn.Linear(c.units, c.bins)
     nn.init.zeros_(out.weight)
     nn.init.zeros_(out.bias)
     return nn.Sequential(MLP(feat_dim, c.units, c.layers), out)
+
+
+@torch.no_grad()
+def critic_targets(critic_logits: torch.Tensor, bins: torch.Tensor, reward: torch.Tensor, cont: torch.Tensor,
+                   discount: float, lam: float) -> Targets:
+    """(value [N, H + 1], lambda-returns [N, H], state weights [N, H]) of a trajectory from a two-hot critic's
+    outputs on it; a state's weight is the discounted chance that the episode is still running there."""
+    value = TwoHot(critic_logits.detach(), bins).mean()
+    returns = lambda_returns(reward, value, cont, discount, lam)
+    weight = torch.cumprod(torch.cat([cont[:, :1], discount * cont[:, 1:]], 1), 1)[:, :-1]
+    return value, returns, weight
+
+
+def critic_nll(critic_logits: torch.Tensor, bins: torch.Tensor, returns: torch.Tensor, weight: torch.Tensor,
+               slow: torch.Tensor, slow_reg: float) -> torch.Tensor:
+    """A two-hot critic's loss on a trajectory [N, H + 1]: the weighted negative log-likelihood of the
+    lambda-returns [N, H] plus ``slow_reg`` times that of the slow critic's values [N, H]."""
+    critic = TwoHot(critic_logits[:, :-1], bins)
+    return (weight * -(critic.log_prob(returns) + slow_reg * critic.log_prob(slow))).mean()
 
 
 class StreamCritic(nn.Module):
@@ -124,9 +148,6 @@ class StreamCritic(nn.Module):
 
 Critics = dict[str, tuple[nn.Module, nn.Module, ReturnNormalizer]]
 """Per reward stream: (critic, slow critic, return scale)."""
-_T = typing.TypeVar("_T")
-Targets = tuple[torch.Tensor, torch.Tensor, torch.Tensor]
-"""(value [N, H + 1], lambda-returns [N, H], state weights [N, H]) of a trajectory."""
 
 
 class ActorCritic(nn.Module):
@@ -203,15 +224,9 @@ class ActorCritic(nn.Module):
         """Expected return [...] of each state, by the critic or its slow copy."""
         return TwoHot((self.slow_critic if slow else self.critic)(feat), self.bins).mean()
 
-    @torch.no_grad()
     def targets(self, critic_logits: torch.Tensor, reward: torch.Tensor, cont: torch.Tensor) -> Targets:
-        """(value [N, H + 1], lambda-returns [N, H], state weights [N, H]) of a trajectory from a critic's
-        outputs on it; a state's weight is the discounted chance that the episode is still running there."""
-        c = self.config
-        value = TwoHot(critic_logits.detach(), self.bins).mean()
-        returns = lambda_returns(reward, value, cont, c.discount, c.lam)
-        weight = torch.cumprod(torch.cat([cont[:, :1], c.discount * cont[:, 1:]], 1), 1)[:, :-1]
-        return value, returns, weight
+        """``critic_targets`` with this actor-critic's bins, discount and lambda."""
+        return critic_targets(critic_logits, self.bins, reward, cont, self.config.discount, self.config.lam)
 
     def loss(self, feat: torch.Tensor, action: torch.Tensor, reward: torch.Tensor | Mapping[str, torch.Tensor],
              cont: torch.Tensor, critic_logits: torch.Tensor | Mapping[str, torch.Tensor] | None = None,
@@ -268,10 +283,8 @@ class ActorCritic(nn.Module):
         critic_loss = torch.zeros((), device=feat.device)
         metrics = {"entropy": entropy.mean().detach(), "advantage": advantage.mean()}
         for name, (_, slow_critic, _) in critics.items():
-            critic = TwoHot(logits[name][:, :-1], self.bins)
             slow = TwoHot(slow_critic(feat[:, :-1].detach()), self.bins).mean()
-            critic_loss = critic_loss + (weight * -(critic.log_prob(target[name][1])
-                                                    + c.slow_reg * critic.log_prob(slow))).mean()
+            critic_loss = critic_loss + critic_nll(logits[name], self.bins, target[name][1], weight, slow, c.slow_reg)
             prefix = f"{name}_" if name != first else ""
             metrics.update({f"{prefix}return": target[name][1].mean(), f"{prefix}value": target[name][0].mean(),
                             f"{prefix}return_scale": scales[name], f"{prefix}reward": rewards[name].detach().mean()})

@@ -36,8 +36,9 @@ from torch import nn
 
 from agents.actions import ActionSpec
 from agents.actor_critic import ActorCritic, ActorCriticConfig
-from agents.dreamer import LATENT_KEYS, WorldModelAgent
-from agents.goals import GoalAutoencoder, GoalConfig, chunk_sums, future_states, max_cosine
+from agents.dreamer import LATENT_KEYS
+from agents.goals import GoalAutoencoder, GoalConfig, chunk_sums, future_states, goal_segments, max_cosine
+from agents.options import OptionAgent
 from world_models.config import WorldModelConfig
 from world_models.rssm import State
 
@@ -123,7 +124,7 @@ class DirectorConfig:
                 raise ValueError(f"{name} must be a weight of 0 or more, got {getattr(self, name)}")
 
 
-class DirectorAgent(WorldModelAgent):
+class DirectorAgent(OptionAgent):
     """World model, goal autoencoder, manager and worker.
 
     The acting state holds the world model's latent and last action plus ``goal`` [B, D] (the
@@ -138,6 +139,8 @@ class DirectorAgent(WorldModelAgent):
         rssm = self.world_model.rssm
         self.code_spec = ActionSpec.multi_discrete((c.goal.classes,) * c.goal.groups)
         self.goal_autoencoder = GoalAutoencoder(c.world_model.deter, c.goal)
+        self.every, self.goal_dim = c.every, c.world_model.deter
+        self.option_widths = {"code": self.code_spec.dim}
         self.manager = ActorCritic(rssm.feat_dim, self.code_spec, c.manager,
                                    streams=c.manager_streams() if c.critic_streams else None)
         self.worker = ActorCritic(rssm.feat_dim + c.world_model.deter, spec, c.worker)
@@ -165,14 +168,6 @@ class DirectorAgent(WorldModelAgent):
         return deter - self.state_mean if self.config.centre_states else deter
 
     # --- acting -------------------------------------------------------------------------------
-    def initial_state(self, batch_size: int) -> State:
-        state = super().initial_state(batch_size)
-        device = state["deter"].device
-        state["goal"] = torch.zeros(batch_size, self.config.world_model.deter, device=device)
-        state["code"] = torch.zeros(batch_size, self.code_spec.dim, device=device)
-        state["steps_left"] = torch.zeros(batch_size, dtype=torch.long, device=device)
-        return state
-
     def choose_goal(self, feat: torch.Tensor, explore: bool) -> tuple[torch.Tensor, torch.Tensor]:
         """The manager's code [N, G * C] in each state (sampled, or its mode) and the decoded goal [N, D]."""
         dist = self.manager.policy(feat)
@@ -184,22 +179,11 @@ class DirectorAgent(WorldModelAgent):
         g = self.config.goal
         return self.goal_autoencoder.decode(code.reshape(*code.shape[:-1], g.groups, g.classes))
 
-    @torch.no_grad()
-    def act(self, obs: Mapping[str, torch.Tensor], state: State, explore: bool, is_first: torch.Tensor
-            ) -> tuple[torch.Tensor, State]:
-        post = self.observe(obs, state, is_first)
-        feat = self.world_model.rssm.feat(post)
-        steps_left = torch.where(is_first.bool(), 0, state["steps_left"].long())
-        new = (steps_left <= 0).unsqueeze(-1)
-        goal, code = state["goal"], state["code"]
-        if new.any():
-            new_code, new_goal = self.choose_goal(feat, explore)
-            code, goal = torch.where(new, new_code, code), torch.where(new, new_goal, goal)
-        steps_left = torch.where(new[:, 0], self.config.every, steps_left) - 1
-        dist = self.worker.policy(torch.cat([feat, goal], -1))
-        action = dist.sample() if explore else dist.mode()
-        return self.spec.to_env(action), {**post, "action": action, "goal": goal, "code": code,
-                                          "steps_left": steps_left}
+    def new_goals(self, post: State, feat: torch.Tensor, new: torch.Tensor, held: dict[str, torch.Tensor],
+                  explore: bool) -> dict[str, torch.Tensor]:
+        code, goal = self.choose_goal(feat, explore)
+        new = new.unsqueeze(-1)
+        return {"goal": torch.where(new, goal, held["goal"]), "code": torch.where(new, code, held["code"])}
 
     # --- learning -----------------------------------------------------------------------------
     def actor_critics(self) -> dict[str, ActorCritic]:
@@ -301,24 +285,11 @@ class DirectorAgent(WorldModelAgent):
         }
 
     def worker_trajectory(self, trajectory: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """The worker's view: the trajectory cut into K-step segments [N * H / K, K + 1, ...] that each hold
-        one goal; the reward is the max-cosine of each state to that goal (plus any task reward)."""
-        k = self.config.every
-        chunks = (trajectory["feat"].shape[1] - 1) // k
-        alive = torch.cumprod(trajectory["cont"], 1)  # chance the episode still runs at each step
-        segments = []
-        for j in range(chunks):
-            part = {key: v[:, j * k : (j + 1) * k + 1] for key, v in trajectory.items()}
-            goal = part["goal"][:, :1].expand_as(part["goal"])  # the goal chosen at the segment's start
-            cont = part["cont"].clone()
-            cont[:, 0] = alive[:, j * k]  # a later segment counts as much as the chance of reaching it
-            segments.append({
-                "feat": torch.cat([part["feat"], goal], -1),
-                "action": part["action"],
-                "reward": max_cosine(goal, part["goal_state"]) + self.config.worker_task_weight * part["reward"],
-                "cont": cont,
-            })
-        return {key: torch.cat([s[key] for s in segments], 0) for key in segments[0]}
+        """The worker's view (``goals.goal_segments``): K-step segments that each hold one goal; the reward is the
+        max-cosine of each state to that goal (plus any task reward)."""
+        weight = self.config.worker_task_weight
+        return goal_segments(trajectory, self.config.every,
+                             lambda goal, part: max_cosine(goal, part["goal_state"]) + weight * part["reward"])
 
     def learn_in_imagination(self, start: State, terminal: torch.Tensor, post: State) -> dict[str, torch.Tensor]:
         deter = post["deter"].detach().flatten(0, 1)
@@ -365,8 +336,7 @@ class DirectorAgent(WorldModelAgent):
     def goal_observation(self, goal: torch.Tensor) -> dict[str, torch.Tensor]:
         """The observation the world model's decoder makes of goals [..., D] (an acting state's ``goal``): uint8
         images for image keys, raw vectors for vector keys."""
-        deter = goal + self.state_mean if self.config.centre_states else goal
-        return self.world_model.decode(self.world_model.rssm.prior_feat(deter))
+        return self.decode_deter(goal + self.state_mean if self.config.centre_states else goal)
 
     @torch.no_grad()
     def report(self, batch: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:

@@ -147,6 +147,12 @@ class WorldModelAgent(nn.Module):
         for ac in self.actor_critics().values():
             ac.grad_sync, ac.stat_sync = grad_sync, stat_sync
 
+    @torch.no_grad()
+    def decode_deter(self, deter: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The observation the world model's decoder makes of deterministic states [..., D] (with their prior's
+        most likely latents): uint8 images for image keys, raw vectors for vector keys."""
+        return self.world_model.decode(self.world_model.rssm.prior_feat(deter))
+
     def report(self, batch: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """The world model's open-loop predictions, for images and videos."""
         return self.world_model.report(batch)

@@ -9,7 +9,7 @@ reaches (novel states reconstruct badly).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import torch
@@ -146,18 +146,42 @@ def chunk_sums(values: torch.Tensor, every: int) -> torch.Tensor:
     return padded.reshape(n, -1, every).sum(-1)
 
 
+def goal_segments(trajectory: Mapping[str, torch.Tensor], every: int,
+                  reward: Callable[[torch.Tensor, dict[str, torch.Tensor]], torch.Tensor]) -> dict[str, torch.Tensor]:
+    """A worker's view of an imagined trajectory [N, H + 1, ...] (``feat``, ``action``, ``cont``, ``goal`` and what
+    ``reward`` reads): cut into K-step segments [N * H / K, K + 1, ...] that each hold the goal chosen at their
+    start, read as ``[feat, goal]``. ``reward(goal, segment)`` gives each segment's rewards [M, K + 1]. A later
+    segment's first continuation is the chance of reaching it, so it counts as much as that chance."""
+    chunks = (trajectory["feat"].shape[1] - 1) // every
+    alive = torch.cumprod(trajectory["cont"], 1)  # chance the episode still runs at each step
+    segments = []
+    for j in range(chunks):
+        part = {key: v[:, j * every : (j + 1) * every + 1] for key, v in trajectory.items()}
+        goal = part["goal"][:, :1].expand_as(part["goal"])
+        cont = part["cont"].clone()
+        cont[:, 0] = alive[:, j * every]
+        segments.append({"feat": torch.cat([part["feat"], goal], -1), "action": part["action"],
+                         "reward": reward(goal, part), "cont": cont})
+    return {key: torch.cat([s[key] for s in segments], 0) for key in segments[0]}
+
+
+def episode_ends(is_first: torch.Tensor) -> torch.Tensor:
+    """For each step of replayed sequences (``is_first`` [B, T] marks episode starts), the index [B, T] of the last
+    step of its episode within the sequence."""
+    b, steps = is_first.shape
+    upcoming = torch.full((b,), steps, dtype=torch.long, device=is_first.device)
+    following = []  # index of the first step of the next episode after each step (steps if none in the sequence)
+    for t in reversed(range(steps)):
+        following.append(upcoming)
+        upcoming = torch.where(is_first[:, t], t, upcoming)
+    return torch.stack(following[::-1], 1) - 1
+
+
 def future_states(state: torch.Tensor, is_first: torch.Tensor, most: int) -> torch.Tensor:
     """Hindsight goals [B, T, D] of replayed sequences of states [B, T, D]: for each step, the state 1 to ``most``
     steps (uniformly) later in the same sequence and episode, cut short at the episode's or the sequence's last
     step (so a last step's hindsight goal is itself: already reached). ``is_first`` [B, T] marks episode starts."""
     b, steps = state.shape[:2]
-    # index of the first step of the next episode after each step (steps if none in the sequence)
-    upcoming = torch.full((b,), steps, dtype=torch.long, device=state.device)
-    following = []
-    for t in reversed(range(steps)):
-        following.append(upcoming)
-        upcoming = torch.where(is_first[:, t], t, upcoming)
-    limit = torch.stack(following[::-1], 1) - 1
     offset = torch.randint(1, most + 1, (b, steps), device=state.device)
-    target = torch.minimum(torch.arange(steps, device=state.device) + offset, limit)
+    target = torch.minimum(torch.arange(steps, device=state.device) + offset, episode_ends(is_first))
     return state.gather(1, target.unsqueeze(-1).expand_as(state))

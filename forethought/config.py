@@ -76,9 +76,10 @@ def env_kwargs(config: Config) -> dict[str, Any]:
 class AgentConfig(Section):
     """The agent and its sizes."""
 
-    name: Literal["dreamer", "director"] = "dreamer"
-    """Agent: 'dreamer' (world model plus one actor-critic) or 'director' (world model, goal autoencoder, manager
-    choosing goals every K steps and a worker reaching them)."""
+    name: Literal["dreamer", "director", "planner"] = "dreamer"
+    """Agent: 'dreamer' (world model plus one actor-critic), 'director' (world model, goal autoencoder, manager
+    choosing goals every K steps and a worker reaching them) or 'planner' (goals searched among replayed states
+    every K steps, a worker rewarded by a learned temporal distance)."""
     size: Literal["debug", "12M", "25M", "50M", "100M", "200M"] = "debug"
     """World-model size preset (world_models.SIZES)."""
     world_model: dict[str, Any] = {}
@@ -87,16 +88,20 @@ class AgentConfig(Section):
     """Overrides of actor-critic fields for every actor-critic (flat, manager, worker), e.g. {entropy: 1e-3}
     (see agents.ActorCriticConfig)."""
     manager: dict[str, Any] = {}
-    """director: overrides of the manager's actor-critic, on top of actor_critic (its discount is per K steps)."""
+    """director: overrides of the manager's actor-critic, on top of actor_critic (its discount is per K steps);
+    planner: of the task value's critic."""
     worker: dict[str, Any] = {}
-    """director: overrides of the worker's actor-critic, on top of actor_critic."""
+    """director and planner: overrides of the worker's actor-critic, on top of actor_critic."""
     goal: dict[str, Any] = {}
     """director: overrides of the goal autoencoder, e.g. {groups: 8, classes: 8} (see agents.GoalConfig)."""
     hierarchy: dict[str, Any] = {}
     """director: overrides of every, task_weight, explore_weight, worker_task_weight, reach_weight, manager_prior,
     replay_goals, centre_states, stat_rate, chunk_reward, critic_streams (see agents.DirectorConfig)."""
+    planner: dict[str, Any] = {}
+    """planner: overrides of every, landmarks, most, options, samples, iterations, elites, candidates, explore_goals,
+    hindsight and the rest of agents.PlannerConfig."""
     horizon: int = Field(0, ge=0)
-    """Imagination horizon in steps; 0 takes the agent's default (dreamer 15, director 16)."""
+    """Imagination horizon in steps; 0 takes the agent's default (dreamer 15, director and planner 16)."""
     imagination_starts: int = Field(0, ge=0)
     """Replayed states to imagine from per update (random subset); 0 uses all, as DreamerV3 does."""
 

@@ -24,21 +24,25 @@ def _check_override_types(agent: Any) -> None:
     from agents.actor_critic import ActorCriticConfig
     from agents.director import DirectorConfig
     from agents.goals import GoalConfig
+    from agents.planner import PlannerConfig
     from world_models.config import WorldModelConfig
 
-    hierarchy = {f.name: f for f in dataclasses.fields(DirectorConfig) if not dataclasses.is_dataclass(f.default)}
+    flat_fields = {section: {f.name: f for f in dataclasses.fields(kind) if not dataclasses.is_dataclass(f.default)
+                             and f.default_factory is dataclasses.MISSING}
+                   for section, kind in (("hierarchy", DirectorConfig), ("planner", PlannerConfig))}
     sections: dict[str, Any] = {"world_model": WorldModelConfig(), "actor_critic": ActorCriticConfig(),
                                 "manager": ActorCriticConfig(), "worker": ActorCriticConfig(), "goal": GoalConfig()}
     for section, overrides in (("world_model", agent.world_model), ("actor_critic", agent.actor_critic),
                                ("manager", agent.manager), ("worker", agent.worker), ("goal", agent.goal),
-                               ("hierarchy", agent.hierarchy)):
-        names = list(hierarchy) if section == "hierarchy" else [f.name for f in dataclasses.fields(sections[section])]
+                               ("hierarchy", agent.hierarchy), ("planner", agent.planner)):
+        names = list(flat_fields[section]) if section in flat_fields else [
+            f.name for f in dataclasses.fields(sections[section])]
         for key, value in overrides.items():
             if key not in names:
                 raise ConfigError(f"unknown config key 'agent.{section}.{key}'; valid keys in 'agent.{section}': "
                                   f"{', '.join(names)}")
-            if section == "hierarchy":
-                default = hierarchy[key].default
+            if section in flat_fields:
+                default = flat_fields[section][key].default
             else:
                 default = getattr(sections[section], key)
             if default is None:
@@ -57,24 +61,34 @@ def _check_override_types(agent: Any) -> None:
 
 
 def agent_config(config: Config) -> Any:
-    """The agent's config (DreamerConfig or DirectorConfig) from the ``agent`` section."""
+    """The agent's config (DreamerConfig, DirectorConfig or PlannerConfig) from the ``agent`` section."""
     from agents.director import DirectorConfig
     from agents.dreamer import DreamerConfig
     from agents.goals import GoalConfig
+    from agents.planner import PlannerConfig
     from world_models.config import sized
 
     agent = config.agent
     _check_override_types(agent)
-    if agent.name == "dreamer":
-        unused = [key for key in ("manager", "worker", "goal", "hierarchy") if getattr(agent, key)]
-        if unused:
-            raise ConfigError(f"agent.{unused[0]} applies to agent.name=director only; agent.name is dreamer")
+    applies = {"manager": ("director", "planner"), "worker": ("director", "planner"), "goal": ("director",),
+               "hierarchy": ("director",), "planner": ("planner",)}
+    for key, names in applies.items():
+        if getattr(agent, key) and agent.name not in names:
+            raise ConfigError(f"agent.{key} applies to agent.name={' or '.join(names)} only; agent.name is "
+                              f"{agent.name}")
     try:
         world_model = sized(agent.size, **agent.world_model)
         if agent.name == "dreamer":
             flat = DreamerConfig()
             return DreamerConfig(world_model, dataclasses.replace(flat.actor_critic, **agent.actor_critic),
                                  agent.horizon or flat.horizon, agent.imagination_starts)
+        if agent.name == "planner":
+            plan = PlannerConfig()
+            return PlannerConfig(
+                world_model=world_model,
+                worker=dataclasses.replace(plan.worker, **{**agent.actor_critic, **agent.worker}),
+                value=dataclasses.replace(plan.value, **{**agent.actor_critic, **agent.manager}),
+                horizon=agent.horizon or plan.horizon, imagination_starts=agent.imagination_starts, **agent.planner)
         base = DirectorConfig()
         return DirectorConfig(
             world_model=world_model,

@@ -169,3 +169,22 @@ def test_actor_gradients_are_chosen_by_name_and_dynamics_is_the_flat_agents_only
         agent_config(load_config(["pendulum"], ["agent.actor_critic.actor_grad=pathwise"]))
     with pytest.raises(ConfigError, match="'dynamics' is implemented for the flat agent only"):
         agent_config(load_config(["director"], ["agent.actor_critic.actor_grad=dynamics"]))
+
+
+def test_the_planner_preset_builds_its_config_and_its_sections_are_checked():
+    from agents.planner import PlannerConfig
+    from forethought.config import ConfigError
+    from forethought.loading import agent_config
+
+    config = agent_config(load_config(["keychain_vector_planner"], ["agent.planner.samples=32",
+                                                                   "agent.manager.critic_lr=1e-3"]))
+    assert isinstance(config, PlannerConfig) and config.samples == 32 and config.value.critic_lr == 1e-3
+    assert config.worker.entropy == 3e-3 and config.world_model.units == 128  # planner.yaml over the task preset
+    with pytest.raises(ConfigError, match="unknown config key 'agent.planner.sample'; valid keys in 'agent.planner'"):
+        agent_config(load_config(["planner"], ["agent.planner.sample=3"]))
+    with pytest.raises(ConfigError, match="agent.planner applies to agent.name=planner only; agent.name is director"):
+        agent_config(load_config(["director"], ["agent.planner.samples=3"]))
+    with pytest.raises(ConfigError, match=r"bad value 'many' for config field 'agent.planner.samples'"):
+        agent_config(load_config(["planner"], ["agent.planner.samples=many"]))
+    with pytest.raises(ConfigError, match=r"elites \(8\) cannot exceed samples \(4\)"):
+        agent_config(load_config(["planner"], ["agent.planner.samples=4"]))

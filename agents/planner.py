@@ -1,0 +1,312 @@
+"""The hierarchical planner: sub-goals chosen by search among replayed states, reached by a worker.
+
+Every ``every`` (K) env steps the planner picks a goal; a goal-conditioned worker acts towards it. Unlike
+Director's manager, which decodes goals from codes that no real state may take, the planner's goals are
+*landmarks*: world-model states of replayed experience (``planning.Landmarks``), in the same centred goal
+space as Director's (the deterministic state minus its running mean). Learned alongside the world model:
+
+- a temporal distance (``planning.TemporalDistance``): steps from a state to a goal, learned from replayed
+  pairs. The worker's reward at each step is ``1 - distance / (most + 1)``: 1 at the goal, 0 "farther";
+- the worker: an ``ActorCritic`` over ``[features, goal]`` trained in imagination on K-step segments, towards
+  hindsight goals (states that replayed sequences really reached 1 to K steps later: reachable, and a signal
+  from the first update, before any task reward) and towards the goals the planner picks;
+- a task value (``planning.ValueFunction``) of imagined trajectories in which goals are picked by the cheap
+  rule below, every K steps.
+
+Picking a goal. The cheap rule scores each landmark g from a state s by ``discount^d(s, g) x (V(g) - V_min)``
+(reachable and valuable; V_min, the lowest landmark value, makes the scores non-negative). At acting time the
+planner searches: the cross-entropy method (``planning.cem_search``) over sequences of ``options`` landmarks,
+its first round drawn from the cheap rule's scores, each sequence scored by imagining the worker (its most
+likely actions) pursuing the goals in turn for K steps each: the predicted task reward on the way, discounted
+by the predicted continuation, plus the task value where the imagined worker really ends up. The best
+sequence's first goal is held for K steps. Exploring, a share ``explore_goals`` of the options take a landmark
+at random instead (the worker goes where experience has been, and from there further).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from agents.actions import ActionSpec
+from agents.actor_critic import ActorCritic, ActorCriticConfig
+from agents.dreamer import LATENT_KEYS
+from agents.goals import future_states, goal_segments
+from agents.options import OptionAgent
+from agents.planning import Landmarks, TemporalDistance, ValueFunction, cem_search, reach_scores, replay_pairs
+from world_models.config import WorldModelConfig
+from world_models.rssm import State
+
+
+@dataclass(frozen=True)
+class PlannerConfig:
+    """The planner's hyperparameters."""
+
+    world_model: WorldModelConfig = field(default_factory=WorldModelConfig)
+    """The world model."""
+    worker: ActorCriticConfig = field(
+        default_factory=lambda: ActorCriticConfig(discount=0.9, center_advantages=True))
+    """The worker's actor-critic (a short horizon: its goals last K steps)."""
+    value: ActorCriticConfig = field(default_factory=lambda: ActorCriticConfig(discount=0.99))
+    """The task value's critic (its actor settings are unused); its discount also discounts plans."""
+    every: int = 8
+    """K: env steps each goal is held for."""
+    horizon: int = 16
+    """Imagination horizon in env steps for the value and the worker; a multiple of ``every``."""
+    imagination_starts: int = 0
+    """Replayed states to start imagining from per update, drawn at random; 0 uses all B x T."""
+    landmarks: int = 256
+    """Replayed states kept as candidate goals."""
+    landmark_refresh: int = 8
+    """Landmarks replaced by new replayed states per update."""
+    most: int = 16
+    """The temporal distance's range: 0 to ``most`` steps, and "farther"."""
+    distance_units: int = 128
+    """Width of the temporal distance's MLP."""
+    distance_lr: float = 3e-4
+    """Adam learning rate of the temporal distance."""
+    negatives: float = 0.25
+    """Share of the temporal distance's training pairs whose goal is a state of another sequence ("farther")."""
+    options: int = 2
+    """Goals in a searched sequence."""
+    samples: int = 64
+    """Sequences per round of the search."""
+    iterations: int = 3
+    """Rounds of the search."""
+    elites: int = 8
+    """Best sequences the search refits to."""
+    candidates: int = 32
+    """Random landmarks the cheap rule picks the best of, per imagined option (scoring all is costly)."""
+    explore_goals: float = 0.25
+    """Share of options that pick a random landmark, while exploring (and in imagination)."""
+    hindsight: float = 0.5
+    """Share of the imagination starts from which the worker also trains for one K-step segment towards a
+    hindsight goal."""
+    stat_rate: float = 0.01
+    """EMA rate, per update, of the running mean of replayed deter states (the centre of the goal space)."""
+    timing_every: int = 50
+    """Updates between two timed searches from a replayed state (the metric ``planner/plan_ms``)."""
+
+    def __post_init__(self) -> None:
+        if self.every < 1 or self.horizon < self.every or self.horizon % self.every:
+            raise ValueError(f"horizon ({self.horizon}) must be a positive multiple of every ({self.every})")
+        for name in ("landmarks", "candidates", "most", "options", "samples", "iterations", "elites", "timing_every"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"planner {name} must be at least 1, got {getattr(self, name)}")
+        for name in ("explore_goals", "hindsight", "negatives"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"planner {name} must be a share from 0 to 1, got {getattr(self, name)}")
+        if self.elites > self.samples:
+            raise ValueError(f"planner elites ({self.elites}) cannot exceed samples ({self.samples})")
+        if self.worker.actor_grad == "dynamics":
+            raise ValueError("actor_grad 'dynamics' is implemented for the flat agent only; the planner's worker "
+                             "learns by REINFORCE ('auto' or 'reinforce')")
+
+
+class PlannerAgent(OptionAgent):
+    """World model, landmarks, temporal distance, task value and worker.
+
+    The acting state holds the world model's latent and last action plus ``goal`` [B, D] (the landmark pursued,
+    in the goal space) and ``steps_left`` [B] (0 asks for a new goal at the next step).
+    """
+
+    def __init__(self, obs_space: Mapping[str, Sequence[int]], spec: ActionSpec,
+                 config: PlannerConfig | None = None):
+        self.config = c = config or PlannerConfig()
+        super().__init__(obs_space, spec, c.world_model, c.imagination_starts)
+        rssm, deter = self.world_model.rssm, c.world_model.deter
+        self.every, self.goal_dim = c.every, deter
+        self.landmarks = Landmarks(c.landmarks, rssm.feat_dim)
+        self.distance = TemporalDistance(deter, c.most, c.distance_units, 2, c.distance_lr)
+        self.task_value = ValueFunction(rssm.feat_dim, c.value)
+        self.worker = ActorCritic(rssm.feat_dim + deter, spec, c.worker)
+        self.register_buffer("state_mean", torch.zeros(deter))
+        self.register_buffer("plan_ms", torch.zeros(()))
+        self.register_buffer("updates", torch.zeros((), dtype=torch.long))
+        self.stat_sync: Callable[[list[torch.Tensor]], None] | None = None
+
+    state_mean: torch.Tensor
+    plan_ms: torch.Tensor
+    updates: torch.Tensor
+
+    def goal_state(self, deter: torch.Tensor) -> torch.Tensor:
+        """Deter states [..., D] in the goal space: centred by their running mean."""
+        return deter - self.state_mean
+
+    # --- choosing goals -----------------------------------------------------------------------
+    def cheap_scores(self, deter: torch.Tensor, index: torch.Tensor | None = None) -> torch.Tensor:
+        """The cheap rule's score [N, M] of landmarks from states [N, D]: discount^distance x (value - lowest
+        landmark value); of the landmarks ``index`` [N, M], or of all of them."""
+        landmarks = self.landmarks.filled()
+        value = self.task_value.value(landmarks)
+        if index is None:
+            index = torch.arange(len(landmarks), device=deter.device).expand(len(deter), -1)
+        goals = self.landmark_goal(index)
+        steps = self.distance.expected(self.goal_state(deter)[:, None].expand_as(goals), goals)
+        return reach_scores(steps, value[index], self.config.value.discount)
+
+    def landmark_goal(self, index: torch.Tensor) -> torch.Tensor:
+        """Goal-space states [..., D] of landmark indices [...]."""
+        return self.goal_state(self.landmarks.filled()[index][..., : self.config.world_model.deter])
+
+    def pick_goals(self, deter: torch.Tensor, explore: float) -> torch.Tensor:
+        """Goals [N, D]: the cheap rule's best of ``candidates`` random landmarks, or with probability ``explore``
+        the first of them (a random landmark)."""
+        n, count = len(deter), len(self.landmarks.filled())
+        index = torch.randint(count, (n, min(self.config.candidates, count)), device=deter.device)
+        best = index.gather(1, self.cheap_scores(deter, index).argmax(-1, keepdim=True))[:, 0]
+        chosen = torch.where(torch.rand(n, device=deter.device) < explore, index[:, 0], best)
+        return self.landmark_goal(chosen)
+
+    def rollout_value(self, start: State, goals: torch.Tensor) -> torch.Tensor:
+        """Predicted return [N] of the worker (most likely actions) pursuing goals [N, P, D] in turn for K steps
+        each from states [N, ...]: discounted task rewards on the way plus the discounted value at the end."""
+        rssm, wm, discount = self.world_model.rssm, self.world_model, self.config.value.discount
+        state = {k: start[k] for k in LATENT_KEYS}
+        total = torch.zeros(goals.shape[0], device=goals.device)
+        alive = torch.ones_like(total)
+        for p in range(goals.shape[1]):
+            for _ in range(self.config.every):
+                action = self.worker.policy(torch.cat([rssm.feat(state), goals[:, p]], -1)).mode()
+                state = rssm.img_step(state, action, sample=False)
+                feat = rssm.feat(state)
+                alive = alive * discount
+                total = total + alive * wm.reward(feat)
+                alive = alive * wm.cont(feat)
+        return total + alive * self.task_value.value(feat)
+
+    @torch.no_grad()
+    def plan(self, start: State) -> torch.Tensor:
+        """The search's best first goal [N, D] from states [N, ...]."""
+        c = self.config
+        n, count = len(start["deter"]), len(self.landmarks.filled())
+        scores = self.cheap_scores(start["deter"])  # the first position's prior; later positions uniform
+        prior = torch.zeros(n, c.options, count, device=scores.device)
+        prior[:, 0] = scores / scores.std(-1, correction=0, keepdim=True).clamp(min=1e-6)
+        repeated = {k: start[k].repeat_interleave(c.samples, 0) for k in LATENT_KEYS}
+
+        def score(seqs: torch.Tensor) -> torch.Tensor:
+            return self.rollout_value(repeated, self.landmark_goal(seqs.flatten(0, 1))).reshape(n, c.samples)
+
+        best, _ = cem_search(score, n, count, c.options, c.samples, c.iterations, c.elites, prior=prior)
+        return self.landmark_goal(best[:, 0])
+
+    def goal_observation(self, goal: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The observation the world model's decoder makes of goals [..., D] (an acting state's ``goal``)."""
+        return self.decode_deter(goal + self.state_mean)
+
+    # --- acting -------------------------------------------------------------------------------
+    def new_goals(self, post: State, feat: torch.Tensor, new: torch.Tensor, held: dict[str, torch.Tensor],
+                  explore: bool) -> dict[str, torch.Tensor]:
+        index = new.nonzero()[:, 0]
+        chosen = self.plan({k: post[k][index] for k in LATENT_KEYS})
+        if explore and self.config.explore_goals:
+            count = len(self.landmarks.filled())
+            random = self.landmark_goal(torch.randint(count, (len(index),), device=index.device))
+            swap = torch.rand(len(index), device=index.device) < self.config.explore_goals
+            chosen = torch.where(swap.unsqueeze(-1), random, chosen)
+        return {"goal": held["goal"].index_put((index,), chosen)}
+
+    # --- learning -----------------------------------------------------------------------------
+    def actor_critics(self) -> dict[str, ActorCritic]:
+        return {"worker": self.worker}
+
+    def training_only_modules(self) -> list[str]:
+        # planning imagines with the reward and continuation heads, and scores with the distance and the task value
+        return ["world_model.decoder", "worker.critic", "worker.slow_critic", "worker.retnorm", "worker.streams",
+                "task_value.slow_critic", "task_value.retnorm"]
+
+    def optimizers(self) -> dict[str, tuple[torch.optim.Optimizer, list[nn.Parameter]]]:
+        return {**super().optimizers(),
+                "distance": (self.distance.optimizer, list(self.distance.parameters())),
+                "task_value": (self.task_value.optimizer, list(self.task_value.critic.parameters()))}
+
+    def set_sync(self, grad_sync, stat_sync) -> None:  # type: ignore[no-untyped-def]
+        super().set_sync(grad_sync, stat_sync)
+        self.distance.grad_sync = self.task_value.grad_sync = grad_sync
+        self.stat_sync = stat_sync
+
+    def start_context(self, post: State, batch: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Per replayed step [B * T, ...]: ``future_deter``, its hindsight goal (1 to K steps later), and
+        ``pair_deter`` with ``pair_steps``, a state and its offset for the temporal distance (``replay_pairs``)."""
+        deter, is_first = post["deter"].detach(), batch["is_first"].bool()
+        _, pair, steps = replay_pairs(deter, is_first, self.config.most, self.config.negatives)
+        return {"future_deter": future_states(deter, is_first, self.config.every).flatten(0, 1),
+                "pair_deter": pair, "pair_steps": steps}
+
+    @torch.no_grad()
+    def imagine(self, start: State, goal: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """Imagined trajectories [N, H + 1, ...]: a goal picked at steps 0, K, 2K, ... (the cheap rule, or at random
+        with probability ``explore_goals``), the worker acting towards it. Given goals [N, D] instead, the worker
+        pursues them for one K-step segment."""
+        rssm, c = self.world_model.rssm, self.config
+        state = {k: start[k] for k in LATENT_KEYS}
+        fixed = goal is not None
+        held = goal if goal is not None else start["deter"]
+        horizon = c.every if fixed else c.horizon
+        steps: list[dict[str, torch.Tensor]] = []
+        for t in range(horizon + 1):
+            feat = rssm.feat(state)
+            if not fixed and t % c.every == 0 and t < horizon:
+                held = self.pick_goals(state["deter"], c.explore_goals)
+            action = self.worker.policy(torch.cat([feat, held], -1)).sample()
+            steps.append({"feat": feat, "goal_state": self.goal_state(state["deter"]), "goal": held,
+                          "action": action})
+            if t < horizon:
+                state = rssm.img_step(state, action)
+        trajectory = {k: torch.stack([s[k] for s in steps], 1) for k in steps[0]}
+        trajectory["reward"] = self.world_model.reward(trajectory["feat"])
+        trajectory["cont"] = self.world_model.cont(trajectory["feat"])
+        return trajectory
+
+    def worker_segments(self, trajectory: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """The worker's view (``goals.goal_segments``): K-step segments that each hold one goal; the reward is
+        1 - the temporal distance to the goal / (most + 1)."""
+        most = self.config.most
+
+        def reward(goal: torch.Tensor, part: dict[str, torch.Tensor]) -> torch.Tensor:
+            with torch.no_grad():
+                return 1 - self.distance.expected(part["goal_state"], goal) / (most + 1)
+
+        return goal_segments(trajectory, self.config.every, reward)
+
+    def learn_in_imagination(self, start: State, terminal: torch.Tensor, post: State) -> dict[str, torch.Tensor]:
+        c = self.config
+        deter = post["deter"].detach()
+        with torch.no_grad():
+            mean = deter.flatten(0, 1).mean(0)
+            self.state_mean.lerp_(mean, c.stat_rate if bool(self.state_mean.any()) else 1.0)
+            if self.stat_sync is not None:
+                self.stat_sync([self.state_mean])
+        metrics = {f"distance/{k}": v for k, v in self.distance.update(
+            self.goal_state(start["deter"]), self.goal_state(start["pair_deter"]), start["pair_steps"]).items()}
+        self.landmarks.refresh(self.world_model.rssm.feat(post).detach().flatten(0, 1), c.landmark_refresh)
+        trajectory = self.imagine(start)
+        trajectory["cont"][:, 0] = 1.0 - terminal
+        metrics.update({f"task_value/{k}": v for k, v in self.task_value.update(
+            trajectory["feat"], trajectory["reward"], trajectory["cont"]).items()})
+        segments = self.worker_segments(trajectory)
+        metrics["worker/goal_reward"] = segments["reward"][:, 1:].mean()
+        hindsight = round(c.hindsight * len(terminal))
+        if hindsight:
+            pick = torch.randperm(len(terminal), device=terminal.device)[:hindsight]
+            goal = self.goal_state(start["future_deter"][pick])
+            replayed = self.imagine({k: v[pick] for k, v in start.items()}, goal)
+            replayed["cont"][:, 0] = 1.0 - terminal[pick]
+            extra = self.worker_segments(replayed)
+            metrics["worker/hindsight_reward"] = extra["reward"][:, 1:].mean()
+            segments = {key: torch.cat([v, extra[key]], 0) for key, v in segments.items()}
+        metrics.update({f"worker/{k}": v for k, v in self.worker.update(**segments).items()})
+        metrics["planner/task_reward"] = trajectory["reward"].mean()
+        self.updates.add_(1)
+        if int(self.updates) % c.timing_every == 1 or c.timing_every == 1:
+            begin = time.perf_counter()
+            self.plan({k: v[:1] for k, v in start.items() if k in LATENT_KEYS})
+            self.plan_ms.fill_(1000 * (time.perf_counter() - begin))
+        metrics["planner/plan_ms"] = self.plan_ms.clone()
+        metrics["planner/landmarks"] = self.landmarks.count.float()
+        return metrics

@@ -1,0 +1,188 @@
+"""The sub-goal planner's parts: a learned temporal distance, a task value, landmarks from replay, and a search.
+
+- ``TemporalDistance`` predicts how many steps separate a state from a goal (both in the goal space): a
+  classifier over 0, 1, ..., ``most`` steps and one class for "farther", trained on pairs of replayed states
+  of one episode labelled with their real offset, and on pairs from different sequences labelled "farther".
+  Its expected value rewards the worker (closer is better) and tells which goals are reachable.
+- ``ValueFunction`` is a two-hot critic of the task return with a slow copy (the actor-critic's recipe
+  without an actor): the planner scores the end of a plan with it.
+- ``Landmarks`` keeps replayed world-model states, the candidates that sub-goals are chosen from, so that
+  every goal is a state that really occurred.
+- ``cem_search`` is the cross-entropy method over sequences of candidate indices: sample sequences from a
+  categorical per position, keep the best, refit, repeat.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from torch import nn
+
+from agents.actor_critic import ActorCriticConfig, StreamCritic, critic_nll, critic_targets
+from agents.goals import episode_ends
+from world_models.distributions import TwoHot, twohot_bins
+from world_models.networks import MLP
+
+
+class TemporalDistance(nn.Module):
+    """Steps from states [..., D] to goals [..., D]: logits over 0..``most`` steps and "farther" (``most`` + 1)."""
+
+    def __init__(self, dim: int, most: int, units: int, layers: int, lr: float):
+        super().__init__()
+        self.most = most
+        self.net = nn.Sequential(MLP(3 * dim, units, layers), nn.Linear(units, most + 2))
+        self.register_buffer("steps", torch.arange(most + 2, dtype=torch.float32), persistent=False)
+        self.optimizer = torch.optim.Adam(self.parameters(), lr=lr)
+        #: called with the parameters after backward (data-parallel learners)
+        self.grad_sync: Callable[[list[nn.Parameter]], None] | None = None
+
+    steps: torch.Tensor
+
+    def logits(self, state: torch.Tensor, goal: torch.Tensor) -> torch.Tensor:
+        return self.net(torch.cat([state, goal, goal - state], -1))
+
+    def expected(self, state: torch.Tensor, goal: torch.Tensor) -> torch.Tensor:
+        """Expected steps [...] from each state to its goal, "farther" counted as ``most`` + 1."""
+        return torch.softmax(self.logits(state, goal), -1) @ self.steps
+
+    def loss(self, state: torch.Tensor, goal: torch.Tensor, steps: torch.Tensor) -> tuple[torch.Tensor, dict]:
+        """Cross-entropy to the observed offsets [...] (clipped to "farther"); pure."""
+        target = steps.long().clamp(0, self.most + 1)
+        logits = self.logits(state, goal)
+        loss = nn.functional.cross_entropy(logits.flatten(0, -2), target.flatten())
+        error = (torch.softmax(logits, -1) @ self.steps - target.float()).abs().mean()
+        return loss, {"loss": loss.detach(), "abs_error": error.detach()}
+
+    def update(self, state: torch.Tensor, goal: torch.Tensor, steps: torch.Tensor) -> dict[str, torch.Tensor]:
+        loss, metrics = self.loss(state.detach(), goal.detach(), steps)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if self.grad_sync is not None:
+            self.grad_sync(list(self.parameters()))
+        metrics["grad_norm"] = nn.utils.clip_grad_norm_(self.parameters(), 100.0)
+        self.optimizer.step()
+        return metrics
+
+
+def replay_pairs(state: torch.Tensor, is_first: torch.Tensor, most: int, negatives: float
+                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Training pairs for ``TemporalDistance`` from replayed sequences [B, T, D] (``is_first`` [B, T]): each step
+    with a later state of its episode 0 to 2 x ``most`` steps on (cut short at the episode's or sequence's end)
+    and the real offset, and a share ``negatives`` of the steps with a state of another sequence, labelled
+    "farther". Returns (states, goals, steps), flat [B * T, ...]."""
+    b, steps = state.shape[:2]
+    now = torch.arange(steps, device=state.device).expand(b, steps)
+    offset = torch.randint(0, 2 * most + 1, (b, steps), device=state.device)
+    target = torch.minimum(now + offset, episode_ends(is_first))
+    goal = state.gather(1, target.unsqueeze(-1).expand_as(state))
+    offset = target - now
+    if negatives and b > 1:
+        other = torch.rand(b, steps, device=state.device) < negatives
+        shifted = state.roll(1, 0)[:, torch.randperm(steps, device=state.device)]
+        goal = torch.where(other.unsqueeze(-1), shifted, goal)
+        offset = torch.where(other, most + 1, offset)
+    return state.flatten(0, 1), goal.flatten(0, 1), offset.flatten()
+
+
+class ValueFunction(StreamCritic):
+    """A two-hot critic of the return with a slow copy, trained on lambda-returns of imagined trajectories."""
+
+    def __init__(self, feat_dim: int, config: ActorCriticConfig):
+        super().__init__(feat_dim, config)
+        self.config = config
+        self.register_buffer("bins", twohot_bins(config.bins), persistent=False)
+        self.optimizer = torch.optim.Adam(self.critic.parameters(), lr=config.critic_lr, eps=config.eps)
+        self.grad_sync: Callable[[list[nn.Parameter]], None] | None = None
+
+    bins: torch.Tensor
+
+    def value(self, feat: torch.Tensor, slow: bool = False) -> torch.Tensor:
+        return TwoHot((self.slow_critic if slow else self.critic)(feat), self.bins).mean()
+
+    def update(self, feat: torch.Tensor, reward: torch.Tensor, cont: torch.Tensor) -> dict[str, torch.Tensor]:
+        """One Adam step on a trajectory [N, H + 1] (reward on arrival, continue probability), then the slow
+        copy's EMA step."""
+        c = self.config
+        feat = feat.detach()
+        logits = self.critic(feat)
+        value, returns, weight = critic_targets(logits, self.bins, reward, cont, c.discount, c.lam)
+        self.retnorm.update(returns)
+        with torch.no_grad():
+            slow = self.value(feat[:, :-1], slow=True)
+        loss = critic_nll(logits, self.bins, returns, weight, slow, c.slow_reg)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if self.grad_sync is not None:
+            self.grad_sync(list(self.critic.parameters()))
+        norm = nn.utils.clip_grad_norm_(self.critic.parameters(), c.grad_clip)
+        self.optimizer.step()
+        with torch.no_grad():
+            for slow_p, fast in zip(self.slow_critic.parameters(), self.critic.parameters(), strict=True):
+                slow_p.lerp_(fast, c.slow_rate)
+        return {"loss": loss.detach(), "value": value.mean(), "return": returns.mean(), "grad_norm": norm,
+                "return_scale": self.retnorm.scale()}
+
+
+def reach_scores(steps: torch.Tensor, value: torch.Tensor, discount: float) -> torch.Tensor:
+    """The cheap rule's score of goals: ``discount^steps x (value - lowest value)``, steps and values [..., M] (the
+    lowest over the last axis). A goal counts for its value, discounted by the steps it takes to get there."""
+    return discount**steps * (value - value.min(-1, keepdim=True).values)
+
+
+class Landmarks(nn.Module):
+    """Up to ``size`` replayed world-model features [L, F], refreshed a few at a time; kept in the state dict (so
+    they travel to env runners and into checkpoints). ``count`` of them are filled."""
+
+    def __init__(self, size: int, feat_dim: int):
+        super().__init__()
+        self.register_buffer("feat", torch.zeros(size, feat_dim))
+        self.register_buffer("count", torch.zeros((), dtype=torch.long))
+
+    feat: torch.Tensor
+    count: torch.Tensor
+
+    @torch.no_grad()
+    def refresh(self, feat: torch.Tensor, replace: int) -> None:
+        """Fill the empty slots from replayed features [N, F] (drawn at random), then replace ``replace``
+        random landmarks by random replayed features."""
+        size, filled = len(self.feat), int(self.count)
+        fill = min(size - filled, len(feat))
+        pick = torch.randperm(len(feat), device=feat.device)
+        if fill:
+            self.feat[filled : filled + fill] = feat[pick[:fill]]
+            self.count.add_(fill)
+        replace = min(replace, len(feat) - fill, int(self.count))
+        if replace > 0:
+            slots = torch.randperm(int(self.count), device=feat.device)[:replace]
+            self.feat[slots] = feat[pick[fill : fill + replace]]
+
+    def filled(self) -> torch.Tensor:
+        return self.feat[: max(int(self.count), 1)]
+
+
+def cem_search(score: Callable[[torch.Tensor], torch.Tensor], batch: int, candidates: int, length: int,
+               samples: int, iterations: int, elites: int, prior: torch.Tensor | None = None, mix: float = 0.2
+               ) -> tuple[torch.Tensor, torch.Tensor]:
+    """The cross-entropy method over sequences of ``length`` candidate indices, for each of ``batch`` problems.
+
+    ``score(sequences [batch, samples, length]) -> [batch, samples]``, higher is better. The first round
+    samples from ``prior`` logits [batch, length, candidates] (uniform without); each round refits a
+    categorical per position to the ``elites`` best sequences seen so far (this round's and the last elites),
+    mixed with ``mix`` of the last distribution so that no candidate's probability drops to 0. Returns the best
+    sequence seen [batch, length] and its score [batch]."""
+    if prior is not None:
+        probs = torch.softmax(prior, -1)
+    else:
+        probs = torch.full((batch, length, candidates), 1.0 / candidates)
+    elite = torch.zeros(batch, 0, length, dtype=torch.long, device=probs.device)
+    elite_scores = torch.zeros(batch, 0, device=probs.device)
+    for _ in range(iterations):
+        seqs = torch.multinomial(probs.reshape(-1, candidates), samples, replacement=True)
+        seqs = torch.cat([elite, seqs.reshape(batch, length, samples).transpose(1, 2)], 1)  # [B, E + S, L]
+        scores = torch.cat([elite_scores, score(seqs[:, elite.shape[1]:])], 1)
+        top = scores.topk(min(elites, samples), dim=1)
+        elite, elite_scores = seqs.gather(1, top.indices.unsqueeze(-1).expand(-1, -1, length)), top.values
+        counts = nn.functional.one_hot(elite, candidates).float().mean(1)  # [B, L, C]
+        probs = (1 - mix) * counts + mix * probs
+    return elite[:, 0], elite_scores[:, 0]
