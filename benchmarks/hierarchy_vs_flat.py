@@ -1,4 +1,4 @@
-"""Flat (Dreamer) vs hierarchical (Director) vs RLlib's PPO on the built-in tasks and MiniGrid DoorKey.
+"""Flat (Dreamer) vs hierarchical (Director, the planner) vs RLlib's PPO on the built-in tasks and MiniGrid DoorKey.
 
 Every run trains one agent on one task with one seed for a fixed env-step budget and stores its
 learning curve (return of finished episodes against env steps) and final greedy evaluation in
@@ -7,10 +7,11 @@ invocations, so the grid can be filled piece by piece; ``--table-only`` redraws 
 figure from what is stored.
 
     python -m benchmarks.hierarchy_vs_flat --tasks keydoor_vector --agents flat director ppo --seeds 0 1 2
+    python -m benchmarks.hierarchy_vs_flat --tasks keychain_vector --agents flat planner --seeds 0 1 2
     python -m benchmarks.hierarchy_vs_flat --table-only
 
 The flat and hierarchical agents run through ``forethought train`` (a subprocess per run, with
-the task's preset, and ``<task>_director`` for the hierarchical agent); PPO runs RLlib's own
+the task's preset, and ``<task>_director`` or ``<task>_planner`` for the hierarchical agents); PPO runs RLlib's own
 implementation on the same env (``envs.make``, observations flattened to one array).
 """
 
@@ -32,7 +33,7 @@ from benchmarks.common import RESULTS, machine
 
 FOLDER = RESULTS / "hierarchy_vs_flat"
 ROOT = Path(__file__).resolve().parent.parent
-AGENTS = ("flat", "director", "ppo")
+AGENTS = ("flat", "director", "planner", "ppo")
 #: task -> (preset, default env-step budget): the first five fit in 30 minutes on 2 CPU cores for every agent; the
 #: long-horizon tasks (key chains, Pin Pad with 4 and 5 pads) take their presets' budgets
 TASKS: dict[str, tuple[str, int]] = {
@@ -51,7 +52,7 @@ DEFAULT_TASKS = ("keydoor_vector", "pinpad_vector", "minigrid")
 
 def run_forethought(task: str, agent: str, seed: int, steps: int, run_dir: Path) -> dict[str, Any]:
     """Train the flat or hierarchical agent with ``forethought train``; return its curve and evaluation."""
-    preset = TASKS[task][0] + ("_director" if agent == "director" else "")
+    preset = TASKS[task][0] + {"director": "_director", "planner": "_planner"}.get(agent, "")
     command = [str(Path(sys.executable).parent / "forethought"), "train", "-c", preset, f"run.dir={run_dir}",
                f"run.seed={seed}", "run.wandb=disabled", "--steps", str(steps), "--quiet"]
     start = time.perf_counter()
