@@ -33,7 +33,8 @@ def test_env_runners_hold_only_what_acting_needs_and_get_the_learners_weights(ra
     assert (threads, learner_threads) == (1, 2)
     full = learner.state_dict()
     dropped = learner.training_only_modules()
-    assert "world_model.decoder" in dropped and {"actor_critic.critic", "manager.critic", "worker.critic"} & set(dropped)
+    critics = {"actor_critic.critic", "manager.critic", "worker.critic"}
+    assert "world_model.decoder" in dropped and critics & set(dropped)
     # the env runner has none of the critics, heads or decoder, and every weight it has is the learner's
     assert not [k for k in runner_state if any(k.startswith(part + ".") for part in dropped)]
     acting = {k for k in full if not any(k.startswith(part + ".") for part in dropped)}
