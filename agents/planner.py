@@ -13,8 +13,9 @@ space as Director's (the deterministic state minus its running mean). Learned al
 - a task value (``planning.ValueFunction``) of imagined trajectories in which goals are picked by the cheap
   rule below, every K steps.
 
-Picking a goal. The cheap rule scores each landmark g from a state s by ``discount^d(s, g) x (V(g) - V_min)``
-(reachable and valuable; V_min, the lowest landmark value, makes the scores non-negative). At acting time the
+Picking a goal. The cheap rule scores each landmark g from a state s by ``E[discount^d(s, g)] x (V(g) - V_min)``,
+the expectation over the temporal distance's classes with "farther" counting 0 (reachable and valuable; V_min,
+the lowest landmark value, makes the scores non-negative). At acting time the
 planner searches: the cross-entropy method (``planning.cem_search``) over sequences of ``options`` landmarks,
 its first round drawn from the cheap rule's scores, each sequence scored by imagining the worker (its most
 likely actions) pursuing the goals in turn for K steps each: the predicted task reward on the way, discounted
@@ -139,15 +140,16 @@ class PlannerAgent(OptionAgent):
 
     # --- choosing goals -----------------------------------------------------------------------
     def cheap_scores(self, deter: torch.Tensor, index: torch.Tensor | None = None) -> torch.Tensor:
-        """The cheap rule's score [N, M] of landmarks from states [N, D]: discount^distance x (value - lowest
-        landmark value); of the landmarks ``index`` [N, M], or of all of them."""
+        """The cheap rule's score [N, M] of landmarks from states [N, D]: the expected discount^distance of reaching
+        them within ``most`` steps (0 for "farther") x (value - lowest landmark value); of the landmarks ``index``
+        [N, M], or of all of them."""
         landmarks = self.landmarks.filled()
         value = self.task_value.value(landmarks)
         if index is None:
             index = torch.arange(len(landmarks), device=deter.device).expand(len(deter), -1)
         goals = self.landmark_goal(index)
-        steps = self.distance.expected(self.goal_state(deter)[:, None].expand_as(goals), goals)
-        return reach_scores(steps, value[index], self.config.value.discount)
+        reach = self.distance.reach(self.goal_state(deter)[:, None].expand_as(goals), goals, self.config.value.discount)
+        return reach_scores(reach, value[index])
 
     def landmark_goal(self, index: torch.Tensor) -> torch.Tensor:
         """Goal-space states [..., D] of landmark indices [...]."""

@@ -46,6 +46,11 @@ class TemporalDistance(nn.Module):
         """Expected steps [...] from each state to its goal, "farther" counted as ``most`` + 1."""
         return torch.softmax(self.logits(state, goal), -1) @ self.steps
 
+    def reach(self, state: torch.Tensor, goal: torch.Tensor, discount: float) -> torch.Tensor:
+        """Expected ``discount^steps`` [...] of reaching each goal within ``most`` steps: 0 for the "farther" share,
+        so that a goal out of reach counts for nothing, not for ``most`` + 1 steps."""
+        return discounted_reach(self.logits(state, goal), discount)
+
     def loss(self, state: torch.Tensor, goal: torch.Tensor, steps: torch.Tensor) -> tuple[torch.Tensor, dict]:
         """Cross-entropy to the observed offsets [...] (clipped to "farther"); pure."""
         target = steps.long().clamp(0, self.most + 1)
@@ -63,6 +68,12 @@ class TemporalDistance(nn.Module):
         metrics["grad_norm"] = nn.utils.clip_grad_norm_(self.parameters(), 100.0)
         self.optimizer.step()
         return metrics
+
+
+def discounted_reach(logits: torch.Tensor, discount: float) -> torch.Tensor:
+    """``E[discount^steps]`` [...] under a temporal distance's logits [..., most + 2]; "farther" counts 0."""
+    steps = torch.arange(logits.shape[-1] - 1, dtype=logits.dtype, device=logits.device)
+    return torch.softmax(logits, -1)[..., :-1] @ discount**steps
 
 
 def replay_pairs(state: torch.Tensor, is_first: torch.Tensor, most: int, negatives: float
@@ -124,10 +135,11 @@ class ValueFunction(StreamCritic):
                 "return_scale": self.retnorm.scale()}
 
 
-def reach_scores(steps: torch.Tensor, value: torch.Tensor, discount: float) -> torch.Tensor:
-    """The cheap rule's score of goals: ``discount^steps x (value - lowest value)``, steps and values [..., M] (the
-    lowest over the last axis). A goal counts for its value, discounted by the steps it takes to get there."""
-    return discount**steps * (value - value.min(-1, keepdim=True).values)
+def reach_scores(reach: torch.Tensor, value: torch.Tensor) -> torch.Tensor:
+    """The cheap rule's score of goals: ``reach x (value - lowest value)``, reach (``TemporalDistance.reach``) and
+    values [..., M] (the lowest over the last axis). A goal counts for its value, discounted by the steps it takes
+    to get there, and for nothing where it is out of reach."""
+    return reach * (value - value.min(-1, keepdim=True).values)
 
 
 class Landmarks(nn.Module):

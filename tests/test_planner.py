@@ -7,7 +7,7 @@ from agents import build_agent
 from agents.actions import ActionSpec
 from agents.actor_critic import ActorCriticConfig
 from agents.planner import PlannerAgent, PlannerConfig
-from agents.planning import Landmarks, TemporalDistance, cem_search, reach_scores, replay_pairs
+from agents.planning import Landmarks, TemporalDistance, cem_search, discounted_reach, reach_scores, replay_pairs
 from tests.test_dreamer import SPACE, make_batch, obs
 from world_models.config import sized
 
@@ -80,11 +80,14 @@ def test_replay_pairs_stay_within_episodes_and_label_other_sequences_farther():
 
 
 def test_reachable_goals_are_preferred():
-    steps = torch.tensor([[1.0, 6.0, 17.0, 0.0]])  # a near goal, a far one, an unreachable one, the state itself
-    value = torch.tensor([[1.0, 1.0, 1.2, 0.0]])
-    scores = reach_scores(steps, value, discount=0.9)
-    assert scores.argmax().item() == 0 and scores[0, 0] > scores[0, 1] > scores[0, 2]
-    assert scores[0, 3] == 0  # the lowest value scores nothing, however near
+    logits = torch.full((4, 18), -30.0)  # a temporal distance's outputs over 0..16 steps and "farther"
+    logits[0, 1] = logits[1, 6] = logits[2, 17] = logits[3, 0] = 0.0  # 1 step, 6, "farther", the state itself
+    reach = discounted_reach(logits, discount=0.9)
+    torch.testing.assert_close(reach, torch.tensor([0.9, 0.9**6, 0.0, 1.0]), atol=1e-6, rtol=0.0)
+    scores = reach_scores(reach, torch.tensor([1.0, 1.0, 5.0, 0.0]))
+    # the near goal beats the far one of equal value, and a goal out of reach counts for nothing however valuable
+    assert scores.argmax().item() == 0 and scores[0] > scores[1] > 1e-6 > scores[2]
+    assert scores[3] == 0  # the lowest value scores nothing, however near
 
 
 def test_options_change_every_k_steps_and_on_episode_starts():
