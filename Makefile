@@ -21,6 +21,7 @@ test-slow: $(VENV)/.installed
 # the learning tests .ci/run runs after the suite (those that pass reliably on 2 cores)
 test-guard: $(VENV)/.installed
 	$(BIN)/python -m pytest -m slow -k "key_door" tests/test_learning.py
+	$(BIN)/python -m pytest -m slow tests/test_world_model_learning.py
 
 lint: $(VENV)/.installed
 	$(BIN)/ruff check .

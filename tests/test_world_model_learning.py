@@ -1,6 +1,7 @@
 """The world model learns Pin Pad's dynamics from random-policy experience, on a CPU, in about a minute."""
 
 import numpy as np
+import pytest
 import torch
 
 from tests.rollouts import record, sample_batch
@@ -10,6 +11,7 @@ from world_models.world_model import WorldModel
 UPDATES = 1600
 
 
+@pytest.mark.slow  # about 3 minutes on 2 cores: in the learning guard (make test-guard), not the default suite
 def test_open_loop_prediction_beats_copying_the_last_observation():
     torch.manual_seed(0)
     stream = record("forethought/PinPadVector4-v0", 20_000, seed=0)
