@@ -36,7 +36,6 @@ from torch import nn
 
 from agents.actions import ActionSpec
 from agents.actor_critic import ActorCritic, ActorCriticConfig
-from agents.dreamer import LATENT_KEYS
 from agents.goals import GoalAutoencoder, GoalConfig, chunk_sums, future_states, goal_segments, max_cosine
 from agents.options import OptionAgent
 from world_models.config import WorldModelConfig
@@ -210,30 +209,20 @@ class DirectorAgent(OptionAgent):
         future = future_states(post["deter"].detach(), batch["is_first"].bool(), self.config.every)
         return {"future_deter": future.flatten(0, 1)}
 
-    @torch.no_grad()
     def imagine(self, start: State, goal: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         """Imagined trajectories [N, H + 1, ...]: the manager picks a code at steps 0, K, 2K, ... (also at
         H, for the manager's bootstrap), the worker acts towards the decoded goal at every step. Given goals
         [N, D] instead, the worker pursues them for one K-step segment (codes are then zero)."""
-        rssm, c = self.world_model.rssm, self.config
-        state = {k: start[k] for k in LATENT_KEYS}
-        steps: list[dict[str, torch.Tensor]] = []
-        fixed = goal is not None
-        held = goal if goal is not None else start["deter"]  # the goal the worker pursues; set at step 0
-        code = torch.zeros(len(held), self.code_spec.dim, device=held.device)
-        horizon = c.every if fixed else c.horizon
-        for t in range(horizon + 1):
-            feat = rssm.feat(state)
-            if not fixed and t % c.every == 0:
-                code, held = self.choose_goal(feat, explore=True)
-            action = self.worker.policy(torch.cat([feat, held], -1)).sample()
-            steps.append({"feat": feat, "goal_state": self.goal_state(state["deter"]), "code": code, "goal": held,
-                          "action": action})
-            if t < horizon:
-                state = rssm.img_step(state, action)
-        trajectory = {k: torch.stack([s[k] for s in steps], 1) for k in steps[0]}
-        trajectory["reward"] = self.world_model.reward(trajectory["feat"])
-        trajectory["cont"] = self.world_model.cont(trajectory["feat"])
+        c = self.config
+        if goal is not None:
+            code = torch.zeros(len(goal), self.code_spec.dim, device=goal.device)
+            trajectory = self.imagine_options(start, c.every, {"code": code, "goal": goal})
+        else:
+            def choose(_state: State, feat: torch.Tensor) -> dict[str, torch.Tensor]:
+                code, decoded = self.choose_goal(feat, explore=True)
+                return {"code": code, "goal": decoded}
+
+            trajectory = self.imagine_options(start, c.horizon, {}, choose, choose_last=True)
         trajectory["explore_error"] = self.goal_autoencoder.reconstruction_error(trajectory["goal_state"])
         return trajectory
 

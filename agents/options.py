@@ -3,12 +3,12 @@ towards the goal held. Director chooses goals with its manager, the planner by s
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import torch
 
 from agents.actor_critic import ActorCritic
-from agents.dreamer import WorldModelAgent
+from agents.dreamer import LATENT_KEYS, WorldModelAgent
 from world_models.rssm import State
 
 
@@ -30,6 +30,34 @@ class OptionAgent(WorldModelAgent):
             state[key] = torch.zeros(batch_size, width, device=device)
         state["steps_left"] = torch.zeros(batch_size, dtype=torch.long, device=device)
         return state
+
+    def goal_state(self, deter: torch.Tensor) -> torch.Tensor:
+        """Deter states [..., D] in the goal space."""
+        raise NotImplementedError
+
+    @torch.no_grad()
+    def imagine_options(self, start: State, horizon: int, held: dict[str, torch.Tensor],
+                        choose: Callable[[State, torch.Tensor], dict[str, torch.Tensor]] | None = None,
+                        choose_last: bool = False) -> dict[str, torch.Tensor]:
+        """Imagined trajectories [N, horizon + 1, ...] from states [N, ...] (``feat``, ``goal_state``, ``action``,
+        ``reward``, ``cont`` and the options held): ``choose(state, feat)`` gives new options (``goal`` and the
+        option keys) at steps 0, K, 2K, ... (and at ``horizon`` too with ``choose_last``); without it the options
+        ``held`` [N, ...] stay throughout. The worker samples its actions towards the goal held."""
+        rssm = self.world_model.rssm
+        state = {k: start[k] for k in LATENT_KEYS}
+        steps: list[dict[str, torch.Tensor]] = []
+        for t in range(horizon + 1):
+            feat = rssm.feat(state)
+            if choose is not None and t % self.every == 0 and (t < horizon or choose_last):
+                held = choose(state, feat)
+            action = self.worker.policy(torch.cat([feat, held["goal"]], -1)).sample()
+            steps.append({"feat": feat, "goal_state": self.goal_state(state["deter"]), **held, "action": action})
+            if t < horizon:
+                state = rssm.img_step(state, action)
+        trajectory = {k: torch.stack([s[k] for s in steps], 1) for k in steps[0]}
+        trajectory["reward"] = self.world_model.reward(trajectory["feat"])
+        trajectory["cont"] = self.world_model.cont(trajectory["feat"])
+        return trajectory
 
     def new_goals(self, post: State, feat: torch.Tensor, new: torch.Tensor, held: dict[str, torch.Tensor],
                   explore: bool) -> dict[str, torch.Tensor]:

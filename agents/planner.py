@@ -38,7 +38,15 @@ from agents.actor_critic import ActorCritic, ActorCriticConfig
 from agents.dreamer import LATENT_KEYS
 from agents.goals import future_states, goal_segments
 from agents.options import OptionAgent
-from agents.planning import Landmarks, TemporalDistance, ValueFunction, cem_search, reach_scores, replay_pairs
+from agents.planning import (
+    Landmarks,
+    TemporalDistance,
+    ValueFunction,
+    cem_search,
+    discounted_reach,
+    reach_scores,
+    replay_pairs,
+)
 from world_models.config import WorldModelConfig
 from world_models.rssm import State
 
@@ -87,6 +95,9 @@ class PlannerConfig:
     hindsight: float = 0.5
     """Share of the imagination starts from which the worker also trains for one K-step segment towards a
     hindsight goal."""
+    worker_task_weight: float = 0.0
+    """Weight of the predicted task reward in the worker's reward, beside the goal reward (0: the goal alone, as
+    Director's worker). Above 0 the worker also heads for the task's reward on its way to a goal."""
     stat_rate: float = 0.01
     """EMA rate, per update, of the running mean of replayed deter states (the centre of the goal space)."""
     timing_every: int = 50
@@ -98,6 +109,8 @@ class PlannerConfig:
         for name in ("landmarks", "candidates", "most", "options", "samples", "iterations", "elites", "timing_every"):
             if getattr(self, name) < 1:
                 raise ValueError(f"planner {name} must be at least 1, got {getattr(self, name)}")
+        if self.worker_task_weight < 0:
+            raise ValueError(f"planner worker_task_weight must be at least 0, got {self.worker_task_weight}")
         for name in ("explore_goals", "hindsight", "negatives"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"planner {name} must be a share from 0 to 1, got {getattr(self, name)}")
@@ -147,9 +160,10 @@ class PlannerAgent(OptionAgent):
         value = self.task_value.value(landmarks)
         if index is None:
             index = torch.arange(len(landmarks), device=deter.device).expand(len(deter), -1)
-        goals = self.landmark_goal(index)
-        reach = self.distance.reach(self.goal_state(deter)[:, None].expand_as(goals), goals, self.config.value.discount)
-        return reach_scores(reach, value[index])
+        from_state, from_goal = self.distance.first_layer(self.goal_state(deter), self.landmark_goal(
+            torch.arange(len(landmarks), device=deter.device)))
+        logits = self.distance.head(from_state[:, None] + from_goal[index])
+        return reach_scores(discounted_reach(logits, self.config.value.discount), value[index])
 
     def landmark_goal(self, index: torch.Tensor) -> torch.Tensor:
         """Goal-space states [..., D] of landmark indices [...]."""
@@ -240,39 +254,26 @@ class PlannerAgent(OptionAgent):
         return {"future_deter": future_states(deter, is_first, self.config.every).flatten(0, 1),
                 "pair_deter": pair, "pair_steps": steps}
 
-    @torch.no_grad()
     def imagine(self, start: State, goal: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         """Imagined trajectories [N, H + 1, ...]: a goal picked at steps 0, K, 2K, ... (the cheap rule, or at random
         with probability ``explore_goals``), the worker acting towards it. Given goals [N, D] instead, the worker
         pursues them for one K-step segment."""
-        rssm, c = self.world_model.rssm, self.config
-        state = {k: start[k] for k in LATENT_KEYS}
-        fixed = goal is not None
-        held = goal if goal is not None else start["deter"]
-        horizon = c.every if fixed else c.horizon
-        steps: list[dict[str, torch.Tensor]] = []
-        for t in range(horizon + 1):
-            feat = rssm.feat(state)
-            if not fixed and t % c.every == 0 and t < horizon:
-                held = self.pick_goals(state["deter"], c.explore_goals)
-            action = self.worker.policy(torch.cat([feat, held], -1)).sample()
-            steps.append({"feat": feat, "goal_state": self.goal_state(state["deter"]), "goal": held,
-                          "action": action})
-            if t < horizon:
-                state = rssm.img_step(state, action)
-        trajectory = {k: torch.stack([s[k] for s in steps], 1) for k in steps[0]}
-        trajectory["reward"] = self.world_model.reward(trajectory["feat"])
-        trajectory["cont"] = self.world_model.cont(trajectory["feat"])
-        return trajectory
+        c = self.config
+        if goal is not None:
+            return self.imagine_options(start, c.every, {"goal": goal})
+        return self.imagine_options(start, c.horizon, {}, lambda state, _feat: {
+            "goal": self.pick_goals(state["deter"], c.explore_goals)})
 
     def worker_segments(self, trajectory: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """The worker's view (``goals.goal_segments``): K-step segments that each hold one goal; the reward is
-        1 - the temporal distance to the goal / (most + 1)."""
-        most = self.config.most
+        1 - the temporal distance to the goal / (most + 1), plus ``worker_task_weight`` x the predicted task
+        reward."""
+        most, weight = self.config.most, self.config.worker_task_weight
 
         def reward(goal: torch.Tensor, part: dict[str, torch.Tensor]) -> torch.Tensor:
             with torch.no_grad():
-                return 1 - self.distance.expected(part["goal_state"], goal) / (most + 1)
+                reached = 1 - self.distance.expected(part["goal_state"], goal) / (most + 1)
+                return reached + weight * part["reward"] if weight else reached
 
         return goal_segments(trajectory, self.config.every, reward)
 
@@ -292,7 +293,9 @@ class PlannerAgent(OptionAgent):
         metrics.update({f"task_value/{k}": v for k, v in self.task_value.update(
             trajectory["feat"], trajectory["reward"], trajectory["cont"]).items()})
         segments = self.worker_segments(trajectory)
-        metrics["worker/goal_reward"] = segments["reward"][:, 1:].mean()
+        # each step 1..H lies in one segment once: the mean less the task part is the goal reward's mean
+        weight = c.worker_task_weight
+        metrics["worker/goal_reward"] = segments["reward"][:, 1:].mean() - weight * trajectory["reward"][:, 1:].mean()
         hindsight = round(c.hindsight * len(terminal))
         if hindsight:
             pick = torch.randperm(len(terminal), device=terminal.device)[:hindsight]
@@ -300,7 +303,8 @@ class PlannerAgent(OptionAgent):
             replayed = self.imagine({k: v[pick] for k, v in start.items()}, goal)
             replayed["cont"][:, 0] = 1.0 - terminal[pick]
             extra = self.worker_segments(replayed)
-            metrics["worker/hindsight_reward"] = extra["reward"][:, 1:].mean()
+            task = replayed["reward"][:, 1:].mean()
+            metrics["worker/hindsight_reward"] = extra["reward"][:, 1:].mean() - weight * task
             segments = {key: torch.cat([v, extra[key]], 0) for key, v in segments.items()}
         metrics.update({f"worker/{k}": v for k, v in self.worker.update(**segments).items()})
         metrics["planner/task_reward"] = trajectory["reward"].mean()

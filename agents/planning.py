@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import cast
 
 import torch
 from torch import nn
@@ -40,7 +41,23 @@ class TemporalDistance(nn.Module):
     steps: torch.Tensor
 
     def logits(self, state: torch.Tensor, goal: torch.Tensor) -> torch.Tensor:
-        return self.net(torch.cat([state, goal, goal - state], -1))
+        """Logits [..., most + 2] of states and goals [..., D] that broadcast against each other."""
+        from_state, from_goal = self.first_layer(state, goal)
+        return self.head(from_state + from_goal)
+
+    def first_layer(self, state: torch.Tensor, goal: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The first layer's parts from states and from goals [..., units]: it reads ``[state, goal, goal - state]``,
+        so its three weight blocks fold into one per input, and the parts of N states and L goals give all N x L
+        pairs (``head`` of their sums) for the cost of N + L rows."""
+        first = cast(nn.Linear, cast(MLP, self.net[0])[0])
+        w_state, w_goal, w_diff = first.weight.split(state.shape[-1], 1)
+        return state @ (w_state - w_diff).T, goal @ (w_goal + w_diff).T
+
+    def head(self, hidden: torch.Tensor) -> torch.Tensor:
+        """Logits from the first layer's summed parts (``first_layer``)."""
+        for layer in list(cast(MLP, self.net[0]))[1:]:
+            hidden = layer(hidden)
+        return self.net[1](hidden)
 
     def expected(self, state: torch.Tensor, goal: torch.Tensor) -> torch.Tensor:
         """Expected steps [...] from each state to its goal, "farther" counted as ``most`` + 1."""

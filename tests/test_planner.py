@@ -64,6 +64,18 @@ def test_the_temporal_distance_learns_a_chains_step_counts():
     torch.testing.assert_close(steps, torch.tensor([0.0, 2.0, 5.0, 2.0, 7.0]), atol=0.6, rtol=0.0)
 
 
+def test_the_temporal_distance_scores_all_pairs_of_states_and_goals_as_its_network_does():
+    torch.manual_seed(0)
+    distance = TemporalDistance(dim=8, most=4, units=16, layers=2, lr=1e-3)
+    state, goal = torch.randn(5, 1, 8), torch.randn(5, 7, 8)
+    pairs = torch.cat([state.expand_as(goal), goal, goal - state], -1)  # what the first layer reads
+    torch.testing.assert_close(distance.logits(state, goal), distance.net(pairs), atol=1e-5, rtol=0.0)
+    from_state, from_goal = distance.first_layer(state[:, 0], goal[0])  # 5 states and 7 goals: 35 pairs
+    torch.testing.assert_close(distance.head(from_state[:, None] + from_goal[None]),
+                               distance.net(torch.cat([state.expand(5, 7, 8), goal[:1].expand(5, 7, 8),
+                                                       goal[:1] - state], -1)), atol=1e-5, rtol=0.0)
+
+
 def test_replay_pairs_stay_within_episodes_and_label_other_sequences_farther():
     torch.manual_seed(0)
     index = torch.arange(10.0)[None, :, None].expand(4, 10, 1).clone()  # a state is its own time step
@@ -119,6 +131,24 @@ def test_update_trains_every_part_and_reports_planning_time():
     assert set(agent.optimizers()) == {"world_model", "worker_actor", "worker_critic", "distance", "task_value"}
     agent.strip_for_acting()  # acting keeps the heads, the distance and the value the search needs
     agent.act(obs(), agent.initial_state(3), explore=False, is_first=torch.ones(3, dtype=torch.bool))
+
+
+def test_the_workers_reward_adds_the_weighted_task_reward_to_the_goal_reward():
+    agent = planner()
+    dim = agent.goal_dim
+    trajectory = {"feat": torch.randn(3, 9, agent.world_model.rssm.feat_dim), "goal": torch.randn(3, 9, dim),
+                  "goal_state": torch.randn(3, 9, dim), "action": torch.randn(3, 9, SPEC.dim),
+                  "reward": torch.rand(3, 9), "cont": torch.ones(3, 9)}
+    alone = agent.worker_segments(trajectory)["reward"]
+    weighted = planner(worker_task_weight=2.0)
+    weighted.load_state_dict(agent.state_dict())
+    task = torch.cat([trajectory["reward"][:, 0:5], trajectory["reward"][:, 4:9]], 0)  # two segments of K = 4 steps
+    torch.testing.assert_close(weighted.worker_segments(trajectory)["reward"], alone + 2.0 * task)
+    assert (alone <= 1.0).all() and (alone >= 0.0).all()  # the goal reward alone: 1 at the goal, 0 "farther"
+    metrics = weighted.update(make_batch(SPEC, 2, 6))
+    assert 0.0 <= metrics["worker/goal_reward"] <= 1.0  # reported without the task part
+    with pytest.raises(ValueError, match="worker_task_weight"):
+        PlannerConfig(worker_task_weight=-1.0)
 
 
 def test_landmarks_fill_then_refresh_a_few_at_a_time():
