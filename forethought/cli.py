@@ -186,6 +186,9 @@ def _resolve(args: argparse.Namespace, shortcuts: dict[str, str]) -> Config:
 def _print_config(config: Config) -> None:
     import yaml
 
+    from forethought.loading import agent_config
+
+    agent_config(config)  # the agent's sections are checked too: a misspelt key fails here as it would in training
     print(yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False), end="")
 
 

@@ -96,6 +96,8 @@ def test_envs_lists_builtin_tasks_and_suites():
 def test_print_config_shows_the_stacked_result():
     config = yaml.safe_load(run("eval", "-c", "keydoor", "debug", "eval.episodes=3", "--print-config").stdout)
     assert config["env"]["id"] == "forethought/KeyDoor-v0" and config["eval"]["episodes"] == 3
+    misspelt = run("train", "-c", "keydoor_vector_planner", "agent.planner.sample=9", "--print-config", check=False)
+    assert misspelt.returncode == 2 and "unknown config key 'agent.planner.sample'" in misspelt.stderr
 
 
 @pytest.mark.parametrize(
