@@ -14,8 +14,8 @@ space as Director's (the deterministic state minus its running mean). Learned al
   rule below, every K steps.
 
 Picking a goal. The cheap rule scores each landmark g from a state s by ``E[discount^d(s, g)] x (V(g) - V_min)``,
-the expectation over the temporal distance's classes with "farther" counting 0 (reachable and valuable; V_min,
-the lowest landmark value, makes the scores non-negative). At acting time the
+the expectation over the temporal distance's classes with any distance beyond K steps counting 0 (reachable
+within the option and valuable; V_min, the lowest landmark value, makes the scores non-negative). At acting time the
 planner searches: the cross-entropy method (``planning.cem_search``) over sequences of ``options`` landmarks,
 its first round drawn from the cheap rule's scores, each sequence scored by imagining the worker (its most
 likely actions) pursuing the goals in turn for K steps each: the predicted task reward on the way, discounted
@@ -153,9 +153,9 @@ class PlannerAgent(OptionAgent):
 
     # --- choosing goals -----------------------------------------------------------------------
     def cheap_scores(self, deter: torch.Tensor, index: torch.Tensor | None = None) -> torch.Tensor:
-        """The cheap rule's score [N, M] of landmarks from states [N, D]: the expected discount^distance of reaching
-        them within ``most`` steps (0 for "farther") x (value - lowest landmark value); of the landmarks ``index``
-        [N, M], or of all of them."""
+        """The cheap rule's score [N, M] of landmarks from states [N, D]: the expected discount^distance of
+        reaching them within K steps (0 beyond: the goal is held for K) x (value - lowest landmark value); of
+        the landmarks ``index`` [N, M], or of all of them."""
         landmarks = self.landmarks.filled()
         value = self.task_value.value(landmarks)
         if index is None:
@@ -163,7 +163,7 @@ class PlannerAgent(OptionAgent):
         from_state, from_goal = self.distance.first_layer(self.goal_state(deter), self.landmark_goal(
             torch.arange(len(landmarks), device=deter.device)))
         logits = self.distance.head(from_state[:, None] + from_goal[index])
-        return reach_scores(discounted_reach(logits, self.config.value.discount), value[index])
+        return reach_scores(discounted_reach(logits, self.config.value.discount, self.every), value[index])
 
     def landmark_goal(self, index: torch.Tensor) -> torch.Tensor:
         """Goal-space states [..., D] of landmark indices [...]."""

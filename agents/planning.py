@@ -63,10 +63,11 @@ class TemporalDistance(nn.Module):
         """Expected steps [...] from each state to its goal, "farther" counted as ``most`` + 1."""
         return torch.softmax(self.logits(state, goal), -1) @ self.steps
 
-    def reach(self, state: torch.Tensor, goal: torch.Tensor, discount: float) -> torch.Tensor:
-        """Expected ``discount^steps`` [...] of reaching each goal within ``most`` steps: 0 for the "farther" share,
-        so that a goal out of reach counts for nothing, not for ``most`` + 1 steps."""
-        return discounted_reach(self.logits(state, goal), discount)
+    def reach(self, state: torch.Tensor, goal: torch.Tensor, discount: float, within: int | None = None
+              ) -> torch.Tensor:
+        """Expected ``discount^steps`` [...] of reaching each goal within ``within`` (default ``most``) steps: 0 for
+        the share beyond, so that a goal out of reach counts for nothing, not for ``most`` + 1 steps."""
+        return discounted_reach(self.logits(state, goal), discount, within)
 
     def loss(self, state: torch.Tensor, goal: torch.Tensor, steps: torch.Tensor) -> tuple[torch.Tensor, dict]:
         """Cross-entropy to the observed offsets [...] (clipped to "farther"); pure."""
@@ -87,10 +88,13 @@ class TemporalDistance(nn.Module):
         return metrics
 
 
-def discounted_reach(logits: torch.Tensor, discount: float) -> torch.Tensor:
-    """``E[discount^steps]`` [...] under a temporal distance's logits [..., most + 2]; "farther" counts 0."""
-    steps = torch.arange(logits.shape[-1] - 1, dtype=logits.dtype, device=logits.device)
-    return torch.softmax(logits, -1)[..., :-1] @ discount**steps
+def discounted_reach(logits: torch.Tensor, discount: float, within: int | None = None) -> torch.Tensor:
+    """``E[discount^steps]`` [...] under a temporal distance's logits [..., most + 2]: "farther" counts 0, and so
+    does any distance beyond ``within`` steps (a goal held for K steps is worth nothing where the worker needs
+    longer)."""
+    reach = logits.shape[-1] - 1 if within is None else min(within + 1, logits.shape[-1] - 1)
+    steps = torch.arange(reach, dtype=logits.dtype, device=logits.device)
+    return torch.softmax(logits, -1)[..., :reach] @ discount**steps
 
 
 def replay_pairs(state: torch.Tensor, is_first: torch.Tensor, most: int, negatives: float

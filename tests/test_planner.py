@@ -96,6 +96,8 @@ def test_reachable_goals_are_preferred():
     logits[0, 1] = logits[1, 6] = logits[2, 17] = logits[3, 0] = 0.0  # 1 step, 6, "farther", the state itself
     reach = discounted_reach(logits, discount=0.9)
     torch.testing.assert_close(reach, torch.tensor([0.9, 0.9**6, 0.0, 1.0]), atol=1e-6, rtol=0.0)
+    within = discounted_reach(logits, discount=0.9, within=4)  # a goal held for 4 steps: 6 steps away is too far
+    torch.testing.assert_close(within, torch.tensor([0.9, 0.0, 0.0, 1.0]), atol=1e-6, rtol=0.0)
     scores = reach_scores(reach, torch.tensor([1.0, 1.0, 5.0, 0.0]))
     # the near goal beats the far one of equal value, and a goal out of reach counts for nothing however valuable
     assert scores.argmax().item() == 0 and scores[0] > scores[1] > 1e-6 > scores[2]

@@ -1,0 +1,127 @@
+"""Probe a planner checkpoint on a vector grid task: which goals does it pick, and does its worker reach them?
+
+Plays greedy episodes (the planner's search picks each goal, the worker its most likely action) and, for
+every option (a goal held for K steps), reads the goal's grid cell and task flags from the world model's
+decoding of it (the vector tasks' first columns are the agent's column and row one-hot, their last the
+key-carried / door-open flags) and measures:
+
+- ``reached``: share of options in which the agent stands on the goal's cell at some step of the option;
+- ``start_distance`` / ``end_distance``: mean grid (Manhattan) distance from the agent to the goal's cell at
+  the option's start and end (a worker that steers brings the second below the first);
+- ``predicted_end``: the temporal distance's expected steps to the goal at the option's end;
+- ``value_gain``: the task value of the goal's landmark minus the value of the state it was picked in (a
+  search that climbs the value picks goals above the current state);
+- ``flag_ahead``: share of options whose goal carries a task flag (key carried, door open) that the agent's
+  state does not have yet: goals one stage further along the task;
+- ``success`` and ``length``: the greedy episodes' success rate and mean length.
+
+    python -m benchmarks.planner_probe RUN_DIR [--checkpoint CHECKPOINT_DIR] [--episodes 10]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+
+def load_planner(run_dir: Path, checkpoint: Path | None = None) -> tuple[Any, Any, Any]:
+    """The run's config, its planner with the weights of ``checkpoint`` (default: the latest) and its env."""
+    from forethought import loading, run_folder
+    from forethought.config import load_config
+    from forethought.evaluate import make_env
+
+    config = load_config([str(run_dir / "config.yaml")], [])
+    if config.agent.name != "planner":
+        raise SystemExit(f"{run_dir} trained agent.name={config.agent.name}; the probe reads planner runs only")
+    try:
+        checkpoint = checkpoint or run_folder.find_checkpoint(run_dir)[1]
+        env = make_env(config)
+        agent = loading.load_agent(checkpoint, config, env.observation_space, env.action_space)
+    except run_folder.CheckpointError as error:
+        raise SystemExit(str(error)) from None
+    return config, agent, env
+
+
+def grid_shape(env: Any) -> tuple[int, int]:
+    """(width, height) of a built-in vector grid task."""
+    inner = env.unwrapped
+    if hasattr(inner, "size"):
+        return inner.size, inner.size
+    if hasattr(inner, "width"):
+        return inner.width, inner.height
+    raise SystemExit("the probe reads the built-in key-door and key-chain vector tasks only")
+
+
+def decode_cell(vector: np.ndarray, width: int, height: int) -> tuple[tuple[int, int], np.ndarray]:
+    """The agent's cell and the task flags (the vector's last entries: key carried, door open) of a decoded
+    observation."""
+    return (int(vector[:width].argmax()), int(vector[width : width + height].argmax())), vector[-2:] > 0.5
+
+
+@torch.no_grad()
+def probe(agent: Any, env: Any, episodes: int, seed: int = 0) -> dict[str, float]:
+    """The measures of the module docstring over ``episodes`` greedy episodes."""
+    torch.manual_seed(seed)
+    width, height = grid_shape(env)
+    key = next(iter(env.observation_space.spaces))
+    options: list[dict[str, Any]] = []
+    successes, lengths = [], []
+    for episode in range(episodes):
+        obs, _ = env.reset(seed=seed + episode)
+        state = agent.initial_state(1)
+        first, done, steps, total = True, False, 0, 0.0
+        current: dict[str, Any] = {}
+        while not done:
+            batch = {k: torch.as_tensor(np.asarray(v)).unsqueeze(0) for k, v in obs.items()}
+            new = bool(first or int(state["steps_left"][0]) <= 0)
+            action, state = agent.act(batch, state, explore=False, is_first=torch.tensor([first]))
+            pos = tuple(env.unwrapped.pos)
+            if new:
+                if current:  # the state now is where the last option ended
+                    current["predicted_end"] = float(agent.distance.expected(
+                        agent.goal_state(state["deter"]), current.pop("goal"))[0])
+                    options.append(current)
+                goal = state["goal"]
+                cell, flags = decode_cell(agent.goal_observation(goal)[key][0].numpy(), width, height)
+                landmarks = agent.landmarks.filled()
+                index = (agent.landmark_goal(torch.arange(len(landmarks))) - goal).norm(dim=-1).argmin()
+                value = agent.task_value.value(agent.world_model.rssm.feat(state)[:1])[0]
+                own = np.asarray(obs[key])[-2:] > 0.5
+                current = {"reached": 0.0, "start_distance": float(abs(pos[0] - cell[0]) + abs(pos[1] - cell[1])),
+                           "value_gain": float(agent.task_value.value(landmarks[index : index + 1])[0] - value),
+                           "flag_ahead": float((flags & ~own).any()), "cell": cell, "goal": goal}
+            obs, reward, terminated, truncated, _ = env.step(action[0].numpy())
+            pos = tuple(env.unwrapped.pos)
+            distance = abs(pos[0] - current["cell"][0]) + abs(pos[1] - current["cell"][1])
+            current["reached"] = max(current["reached"], float(distance == 0))
+            current["end_distance"] = float(distance)
+            first, steps, total = False, steps + 1, total + float(reward)
+            done = terminated or truncated
+        current.pop("goal")
+        options.append(current)
+        successes.append(float(total > 0))
+        lengths.append(steps)
+    out = {name: float(np.mean([o[name] for o in options if name in o]))
+           for name in ("reached", "start_distance", "end_distance", "predicted_end", "value_gain", "flag_ahead")}
+    return {**out, "options": float(len(options)), "success": float(np.mean(successes)),
+            "length": float(np.mean(lengths))}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("run_dir", type=Path, help="a planner run folder")
+    parser.add_argument("--checkpoint", type=Path, help="a checkpoints/step_* folder (default: the latest)")
+    parser.add_argument("--episodes", type=int, default=10, help="greedy episodes (default 10)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the first episode (default 0)")
+    args = parser.parse_args()
+    _, agent, env = load_planner(args.run_dir, args.checkpoint)
+    print(json.dumps(probe(agent, env, args.episodes, args.seed), indent=1))
+
+
+if __name__ == "__main__":
+    main()
