@@ -37,15 +37,16 @@ import torch
 AHEAD = 4
 
 
-def load_agent(run_dir: Path, checkpoint: Path | None = None) -> tuple[Any, Any]:
-    """The run's config and its Director agent with the weights of ``checkpoint`` (default: the latest)."""
+def load_agent(run_dir: Path, checkpoint: Path | None = None, name: str = "director") -> tuple[Any, Any]:
+    """The run's config and its agent (of kind ``name``) with the weights of ``checkpoint`` (default: the
+    latest)."""
     from forethought import loading, run_folder
     from forethought.config import load_config
     from forethought.evaluate import make_env
 
     config = load_config([str(run_dir / "config.yaml")], [])
-    if config.agent.name != "director":
-        raise SystemExit(f"{run_dir} trained agent.name={config.agent.name}; the probe reads Director runs only")
+    if config.agent.name != name:
+        raise SystemExit(f"{run_dir} trained agent.name={config.agent.name}; the probe reads {name} runs only")
     try:
         checkpoint = checkpoint or run_folder.find_checkpoint(run_dir)[1]
         env = make_env(config)

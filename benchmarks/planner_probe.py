@@ -31,20 +31,11 @@ import torch
 
 def load_planner(run_dir: Path, checkpoint: Path | None = None) -> tuple[Any, Any, Any]:
     """The run's config, its planner with the weights of ``checkpoint`` (default: the latest) and its env."""
-    from forethought import loading, run_folder
-    from forethought.config import load_config
+    from benchmarks.director_probe import load_agent
     from forethought.evaluate import make_env
 
-    config = load_config([str(run_dir / "config.yaml")], [])
-    if config.agent.name != "planner":
-        raise SystemExit(f"{run_dir} trained agent.name={config.agent.name}; the probe reads planner runs only")
-    try:
-        checkpoint = checkpoint or run_folder.find_checkpoint(run_dir)[1]
-        env = make_env(config)
-        agent = loading.load_agent(checkpoint, config, env.observation_space, env.action_space)
-    except run_folder.CheckpointError as error:
-        raise SystemExit(str(error)) from None
-    return config, agent, env
+    config, agent = load_agent(run_dir, checkpoint, name="planner")
+    return config, agent, make_env(config)
 
 
 def grid_shape(env: Any) -> tuple[int, int]:

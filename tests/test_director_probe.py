@@ -34,7 +34,7 @@ def test_probe_reports_similarities_on_grid_cells():
 
 def test_probe_refuses_runs_that_are_not_director(tmp_path):
     save_config(load_config(["keydoor_vector"], [f"run.dir={tmp_path}"]), tmp_path / "config.yaml")
-    with pytest.raises(SystemExit, match="reads Director runs only"):
+    with pytest.raises(SystemExit, match="reads director runs only"):
         load_agent(tmp_path)
     save_config(load_config(["keydoor_vector_director"], [f"run.dir={tmp_path}"]), tmp_path / "config.yaml")
     with pytest.raises(SystemExit, match="has no checkpoints"):
