@@ -158,12 +158,14 @@ class PlannerAgent(OptionAgent):
         the landmarks ``index`` [N, M], or of all of them."""
         landmarks = self.landmarks.filled()
         value = self.task_value.value(landmarks)
-        if index is None:
-            index = torch.arange(len(landmarks), device=deter.device).expand(len(deter), -1)
-        from_state, from_goal = self.distance.first_layer(self.goal_state(deter), self.landmark_goal(
-            torch.arange(len(landmarks), device=deter.device)))
-        logits = self.distance.head(from_state[:, None] + from_goal[index])
-        return reach_scores(discounted_reach(logits, self.config.value.discount, self.every), value[index])
+        goals = self.goal_state(landmarks[:, : self.config.world_model.deter])
+        from_state, from_goal = self.distance.first_layer(self.goal_state(deter), goals)
+        if index is None:  # every landmark from every state: the parts broadcast
+            from_goal, value = from_goal[None], value[None]
+        else:
+            from_goal, value = from_goal[index], value[index]
+        logits = self.distance.head(from_state[:, None] + from_goal)
+        return reach_scores(discounted_reach(logits, self.config.value.discount, self.every), value)
 
     def landmark_goal(self, index: torch.Tensor) -> torch.Tensor:
         """Goal-space states [..., D] of landmark indices [...]."""

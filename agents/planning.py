@@ -63,12 +63,6 @@ class TemporalDistance(nn.Module):
         """Expected steps [...] from each state to its goal, "farther" counted as ``most`` + 1."""
         return torch.softmax(self.logits(state, goal), -1) @ self.steps
 
-    def reach(self, state: torch.Tensor, goal: torch.Tensor, discount: float, within: int | None = None
-              ) -> torch.Tensor:
-        """Expected ``discount^steps`` [...] of reaching each goal within ``within`` (default ``most``) steps: 0 for
-        the share beyond, so that a goal out of reach counts for nothing, not for ``most`` + 1 steps."""
-        return discounted_reach(self.logits(state, goal), discount, within)
-
     def loss(self, state: torch.Tensor, goal: torch.Tensor, steps: torch.Tensor) -> tuple[torch.Tensor, dict]:
         """Cross-entropy to the observed offsets [...] (clipped to "farther"); pure."""
         target = steps.long().clamp(0, self.most + 1)
