@@ -177,11 +177,22 @@ def episode_ends(is_first: torch.Tensor) -> torch.Tensor:
     return torch.stack(following[::-1], 1) - 1
 
 
+def future_index(is_first: torch.Tensor, most: int, count: int | None = None) -> torch.Tensor:
+    """For each step of replayed sequences (``is_first`` [B, T] marks episode starts), the index [B, T] (or ``count``
+    of them, [B, T, count]) of a step 1 to ``most`` steps (uniformly) later in the same sequence and episode, cut
+    short at the episode's or the sequence's last step."""
+    b, steps = is_first.shape
+    shape = (b, steps) if count is None else (b, steps, count)
+    offset = torch.randint(1, most + 1, shape, device=is_first.device)
+    now, ends = torch.arange(steps, device=is_first.device), episode_ends(is_first)
+    if count is not None:
+        now, ends = now[:, None], ends[..., None]
+    return torch.minimum(now + offset, ends)
+
+
 def future_states(state: torch.Tensor, is_first: torch.Tensor, most: int) -> torch.Tensor:
     """Hindsight goals [B, T, D] of replayed sequences of states [B, T, D]: for each step, the state 1 to ``most``
     steps (uniformly) later in the same sequence and episode, cut short at the episode's or the sequence's last
     step (so a last step's hindsight goal is itself: already reached). ``is_first`` [B, T] marks episode starts."""
-    b, steps = state.shape[:2]
-    offset = torch.randint(1, most + 1, (b, steps), device=state.device)
-    target = torch.minimum(torch.arange(steps, device=state.device) + offset, episode_ends(is_first))
+    target = future_index(is_first, most)
     return state.gather(1, target.unsqueeze(-1).expand_as(state))

@@ -22,6 +22,11 @@ likely actions) pursuing the goals in turn for K steps each: the predicted task 
 by the predicted continuation, plus the task value where the imagined worker really ends up. The best
 sequence's first goal is held for K steps. Exploring, a share ``explore_goals`` of the options take a landmark
 at random instead (the worker goes where experience has been, and from there further).
+
+Tasks that draw a new layout each episode (key door, key chain) need goals of the agent's own episode: a landmark
+of another episode shows another layout (on KeyDoorVector 98% of them), and no worker reaches it. With ``goals``
+'episode' the candidates are, in training, real states of the start's replayed sequence up to ``horizon`` steps
+ahead, and acting, the states that imagined random walks pass through from the current state.
 """
 
 from __future__ import annotations
@@ -33,10 +38,10 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from agents.actions import ActionSpec
+from agents.actions import ActionSpec, PolicyDist
 from agents.actor_critic import ActorCritic, ActorCriticConfig
 from agents.dreamer import LATENT_KEYS
-from agents.goals import future_states, goal_segments
+from agents.goals import future_index, future_states, goal_segments
 from agents.options import OptionAgent
 from agents.planning import (
     Landmarks,
@@ -92,6 +97,12 @@ class PlannerConfig:
     """Random landmarks the cheap rule picks the best of, per imagined option (scoring all is costly)."""
     explore_goals: float = 0.25
     """Share of options that pick a random landmark, while exploring (and in imagination)."""
+    goals: str = "landmarks"
+    """Where goals come from. 'landmarks': replayed states of any episode (``landmarks`` of them). 'episode': states
+    of the agent's own episode, for tasks that draw a new layout each episode (key door, key chain), where a
+    landmark of another episode shows another layout, out of every worker's reach: in training, ``candidates``
+    real states of the start's replayed sequence 1 to ``horizon`` steps ahead; acting, the states that
+    ``candidates`` imagined random walks of ``options`` x K steps pass through from the current state."""
     hindsight: float = 0.5
     """Share of the imagination starts from which the worker also trains for one K-step segment towards a
     hindsight goal."""
@@ -109,6 +120,8 @@ class PlannerConfig:
         for name in ("landmarks", "candidates", "most", "options", "samples", "iterations", "elites", "timing_every"):
             if getattr(self, name) < 1:
                 raise ValueError(f"planner {name} must be at least 1, got {getattr(self, name)}")
+        if self.goals not in ("landmarks", "episode"):
+            raise ValueError(f"planner goals must be 'landmarks' or 'episode', got {self.goals!r}")
         if self.worker_task_weight < 0:
             raise ValueError(f"planner worker_task_weight must be at least 0, got {self.worker_task_weight}")
         for name in ("explore_goals", "hindsight", "negatives"):
@@ -152,33 +165,57 @@ class PlannerAgent(OptionAgent):
         return deter - self.state_mean
 
     # --- choosing goals -----------------------------------------------------------------------
-    def cheap_scores(self, deter: torch.Tensor, index: torch.Tensor | None = None) -> torch.Tensor:
-        """The cheap rule's score [N, M] of landmarks from states [N, D]: the expected discount^distance of
-        reaching them within K steps (0 beyond: the goal is held for K) x (value - lowest landmark value); of
-        the landmarks ``index`` [N, M], or of all of them."""
-        landmarks = self.landmarks.filled()
-        value = self.task_value.value(landmarks)
-        goals = self.goal_state(landmarks[:, : self.config.world_model.deter])
+    # Goals are states of a pool [P, F] of world-model features: the landmarks by default, or (goals 'episode') the
+    # replayed batch's states in training and imagined random walks' states while acting.
+    def cheap_scores(self, deter: torch.Tensor, index: torch.Tensor | None = None,
+                     pool: torch.Tensor | None = None) -> torch.Tensor:
+        """The cheap rule's score [N, M] of goals from states [N, D]: the expected discount^distance of reaching
+        them within K steps (0 beyond: the goal is held for K) x (value - lowest candidate's value); of the pool's
+        states ``index`` [N, M] (default pool: the landmarks), or of all of them."""
+        pool = self.landmarks.filled() if pool is None else pool
+        value = self.task_value.value(pool)
+        goals = self.goal_state(pool[:, : self.config.world_model.deter])
         from_state, from_goal = self.distance.first_layer(self.goal_state(deter), goals)
-        if index is None:  # every landmark from every state: the parts broadcast
+        if index is None:  # every goal from every state: the parts broadcast
             from_goal, value = from_goal[None], value[None]
         else:
             from_goal, value = from_goal[index], value[index]
         logits = self.distance.head(from_state[:, None] + from_goal)
         return reach_scores(discounted_reach(logits, self.config.value.discount, self.every), value)
 
-    def landmark_goal(self, index: torch.Tensor) -> torch.Tensor:
-        """Goal-space states [..., D] of landmark indices [...]."""
-        return self.goal_state(self.landmarks.filled()[index][..., : self.config.world_model.deter])
+    def landmark_goal(self, index: torch.Tensor, pool: torch.Tensor | None = None) -> torch.Tensor:
+        """Goal-space states [..., D] of the pool's states ``index`` [...] (default pool: the landmarks)."""
+        pool = self.landmarks.filled() if pool is None else pool
+        return self.goal_state(pool[index][..., : self.config.world_model.deter])
 
-    def pick_goals(self, deter: torch.Tensor, explore: float) -> torch.Tensor:
-        """Goals [N, D]: the cheap rule's best of ``candidates`` random landmarks, or with probability ``explore``
-        the first of them (a random landmark)."""
-        n, count = len(deter), len(self.landmarks.filled())
-        index = torch.randint(count, (n, min(self.config.candidates, count)), device=deter.device)
-        best = index.gather(1, self.cheap_scores(deter, index).argmax(-1, keepdim=True))[:, 0]
+    def pick_goals(self, deter: torch.Tensor, explore: float, index: torch.Tensor | None = None,
+                   pool: torch.Tensor | None = None) -> torch.Tensor:
+        """Goals [N, D]: the cheap rule's best of the candidates ``index`` [N, M] of the pool (default:
+        ``candidates`` random landmarks), or with probability ``explore`` the first of them (a random one)."""
+        n = len(deter)
+        if index is None:
+            count = len(self.landmarks.filled())
+            index = torch.randint(count, (n, min(self.config.candidates, count)), device=deter.device)
+        best = index.gather(1, self.cheap_scores(deter, index, pool).argmax(-1, keepdim=True))[:, 0]
         chosen = torch.where(torch.rand(n, device=deter.device) < explore, index[:, 0], best)
-        return self.landmark_goal(chosen)
+        return self.landmark_goal(chosen, pool)
+
+    @torch.no_grad()
+    def walk_pool(self, start: State) -> tuple[torch.Tensor, torch.Tensor]:
+        """Goals of the agent's own episode, for acting: the states [N * C * L, F] that C = ``candidates``
+        imagined walks of uniformly random actions pass through in L = ``options`` x K steps from each of the
+        states [N, ...], and each start's share of them, an index [N, C * L]."""
+        c, rssm = self.config, self.world_model.rssm
+        state = {k: start[k].repeat_interleave(c.candidates, 0) for k in LATENT_KEYS}
+        uniform = PolicyDist(self.spec, torch.zeros(len(state["deter"]), self.spec.logits_dim,
+                                                    device=state["deter"].device))
+        feats = []
+        for _ in range(c.options * c.every):
+            state = rssm.img_step(state, uniform.sample())
+            feats.append(rssm.feat(state))
+        n = len(start["deter"])
+        pool = torch.stack(feats, 1).reshape(n * c.candidates * len(feats), -1)  # each start's walks in a row
+        return pool, torch.arange(len(pool), device=pool.device).reshape(n, -1)
 
     def rollout_value(self, start: State, goals: torch.Tensor) -> torch.Tensor:
         """Predicted return [N] of the worker (most likely actions) pursuing goals [N, P, D] in turn for K steps
@@ -198,20 +235,28 @@ class PlannerAgent(OptionAgent):
         return total + alive * self.task_value.value(feat)
 
     @torch.no_grad()
-    def plan(self, start: State) -> torch.Tensor:
-        """The search's best first goal [N, D] from states [N, ...]."""
+    def plan(self, start: State, index: torch.Tensor | None = None, pool: torch.Tensor | None = None
+             ) -> torch.Tensor:
+        """The search's best first goal [N, D] from states [N, ...], among the pool's states ``index`` [N, M]
+        (default pool: the landmarks), or all of them."""
         c = self.config
-        n, count = len(start["deter"]), len(self.landmarks.filled())
-        scores = self.cheap_scores(start["deter"])  # the first position's prior; later positions uniform
+        n = len(start["deter"])
+        # the first position's prior; later positions uniform
+        scores = self.cheap_scores(start["deter"], index, pool)
+        count = scores.shape[-1]
+
+        def goals(seqs: torch.Tensor) -> torch.Tensor:  # candidate numbers [N, ...] -> goal states [N, ..., D]
+            rows = seqs if index is None else index.gather(1, seqs.reshape(n, -1)).reshape(seqs.shape)
+            return self.landmark_goal(rows, pool)
         prior = torch.zeros(n, c.options, count, device=scores.device)
         prior[:, 0] = scores / scores.std(-1, correction=0, keepdim=True).clamp(min=1e-6)
         repeated = {k: start[k].repeat_interleave(c.samples, 0) for k in LATENT_KEYS}
 
         def score(seqs: torch.Tensor) -> torch.Tensor:
-            return self.rollout_value(repeated, self.landmark_goal(seqs.flatten(0, 1))).reshape(n, c.samples)
+            return self.rollout_value(repeated, goals(seqs).flatten(0, 1)).reshape(n, c.samples)
 
         best, _ = cem_search(score, n, count, c.options, c.samples, c.iterations, c.elites, prior=prior)
-        return self.landmark_goal(best[:, 0])
+        return goals(best[:, :1])[:, 0]
 
     def goal_observation(self, goal: torch.Tensor) -> dict[str, torch.Tensor]:
         """The observation the world model's decoder makes of goals [..., D] (an acting state's ``goal``)."""
@@ -221,13 +266,23 @@ class PlannerAgent(OptionAgent):
     def new_goals(self, post: State, feat: torch.Tensor, new: torch.Tensor, held: dict[str, torch.Tensor],
                   explore: bool) -> dict[str, torch.Tensor]:
         index = new.nonzero()[:, 0]
-        chosen = self.plan({k: post[k][index] for k in LATENT_KEYS})
-        if explore and self.config.explore_goals:
-            count = len(self.landmarks.filled())
-            random = self.landmark_goal(torch.randint(count, (len(index),), device=index.device))
-            swap = torch.rand(len(index), device=index.device) < self.config.explore_goals
-            chosen = torch.where(swap.unsqueeze(-1), random, chosen)
+        chosen = self.choose({k: post[k][index] for k in LATENT_KEYS}, explore)
         return {"goal": held["goal"].index_put((index,), chosen)}
+
+    @torch.no_grad()
+    def choose(self, start: State, explore: bool) -> torch.Tensor:
+        """Goals [N, D] for states [N, ...]: the search's, or while exploring with probability ``explore_goals`` a
+        random candidate (a landmark, or with goals 'episode' a state of the random walks)."""
+        pool, candidates = self.walk_pool(start) if self.config.goals == "episode" else (None, None)
+        chosen = self.plan(start, candidates, pool)
+        if explore and self.config.explore_goals:
+            n = len(chosen)
+            count = len(self.landmarks.filled()) if candidates is None else candidates.shape[1]
+            pick = torch.randint(count, (n, 1), device=chosen.device)
+            random = self.landmark_goal((pick if candidates is None else candidates.gather(1, pick))[:, 0], pool)
+            swap = torch.rand(n, device=chosen.device) < self.config.explore_goals
+            chosen = torch.where(swap.unsqueeze(-1), random, chosen)
+        return chosen
 
     # --- learning -----------------------------------------------------------------------------
     def actor_critics(self) -> dict[str, ActorCritic]:
@@ -249,22 +304,32 @@ class PlannerAgent(OptionAgent):
         self.stat_sync = stat_sync
 
     def start_context(self, post: State, batch: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """Per replayed step [B * T, ...]: ``future_deter``, its hindsight goal (1 to K steps later), and
-        ``pair_deter`` with ``pair_steps``, a state and its offset for the temporal distance (``replay_pairs``)."""
+        """Per replayed step [B * T, ...]: ``future_deter``, its hindsight goal (1 to K steps later), ``pair_deter``
+        with ``pair_steps``, a state and its offset for the temporal distance (``replay_pairs``), and with goals
+        'episode' ``ahead`` [B * T, candidates], the flat batch indices of steps 1 to ``horizon`` steps later in its
+        sequence and episode (its goal candidates)."""
+        c = self.config
         deter, is_first = post["deter"].detach(), batch["is_first"].bool()
-        _, pair, steps = replay_pairs(deter, is_first, self.config.most, self.config.negatives)
-        return {"future_deter": future_states(deter, is_first, self.config.every).flatten(0, 1),
-                "pair_deter": pair, "pair_steps": steps}
+        _, pair, steps = replay_pairs(deter, is_first, c.most, c.negatives)
+        context = {"future_deter": future_states(deter, is_first, c.every).flatten(0, 1),
+                   "pair_deter": pair, "pair_steps": steps}
+        if c.goals == "episode":
+            b, t = is_first.shape
+            ahead = future_index(is_first, c.horizon, c.candidates)
+            context["ahead"] = (ahead + t * torch.arange(b, device=ahead.device)[:, None, None]).flatten(0, 1)
+        return context
 
-    def imagine(self, start: State, goal: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+    def imagine(self, start: State, goal: torch.Tensor | None = None, pool: torch.Tensor | None = None
+                ) -> dict[str, torch.Tensor]:
         """Imagined trajectories [N, H + 1, ...]: a goal picked at steps 0, K, 2K, ... (the cheap rule, or at random
-        with probability ``explore_goals``), the worker acting towards it. Given goals [N, D] instead, the worker
-        pursues them for one K-step segment."""
+        with probability ``explore_goals``; among the ``pool``'s states ``start["ahead"]`` where given), the worker
+        acting towards it. Given goals [N, D] instead, the worker pursues them for one K-step segment."""
         c = self.config
         if goal is not None:
             return self.imagine_options(start, c.every, {"goal": goal})
+        index = start.get("ahead") if pool is not None else None
         return self.imagine_options(start, c.horizon, {}, lambda state, _feat: {
-            "goal": self.pick_goals(state["deter"], c.explore_goals)})
+            "goal": self.pick_goals(state["deter"], c.explore_goals, index, pool)})
 
     def worker_segments(self, trajectory: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """The worker's view (``goals.goal_segments``): K-step segments that each hold one goal; the reward is
@@ -289,8 +354,9 @@ class PlannerAgent(OptionAgent):
                 self.stat_sync([self.state_mean])
         metrics = {f"distance/{k}": v for k, v in self.distance.update(
             self.goal_state(start["deter"]), self.goal_state(start["pair_deter"]), start["pair_steps"]).items()}
-        self.landmarks.refresh(self.world_model.rssm.feat(post).detach().flatten(0, 1), c.landmark_refresh)
-        trajectory = self.imagine(start)
+        replayed_feat = self.world_model.rssm.feat(post).detach().flatten(0, 1)
+        self.landmarks.refresh(replayed_feat, c.landmark_refresh)
+        trajectory = self.imagine(start, pool=replayed_feat if c.goals == "episode" else None)
         trajectory["cont"][:, 0] = 1.0 - terminal
         metrics.update({f"task_value/{k}": v for k, v in self.task_value.update(
             trajectory["feat"], trajectory["reward"], trajectory["cont"]).items()})
@@ -313,7 +379,7 @@ class PlannerAgent(OptionAgent):
         self.updates.add_(1)
         if int(self.updates) % c.timing_every == 1 or c.timing_every == 1:
             begin = time.perf_counter()
-            self.plan({k: v[:1] for k, v in start.items() if k in LATENT_KEYS})
+            self.choose({k: v[:1] for k, v in start.items() if k in LATENT_KEYS}, explore=False)
             self.plan_ms.fill_(1000 * (time.perf_counter() - begin))
         metrics["planner/plan_ms"] = self.plan_ms.clone()
         metrics["planner/landmarks"] = self.landmarks.count.float()

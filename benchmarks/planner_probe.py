@@ -13,6 +13,12 @@ key-carried / door-open flags) and measures:
   search that climbs the value picks goals above the current state);
 - ``flag_ahead``: share of options whose goal carries a task flag (key carried, door open) that the agent's
   state does not have yet: goals one stage further along the task;
+- ``layout_match``: share of options whose goal shows the episode's own layout (the goal's cell and the doors'
+  rows, which each episode draws anew): a goal decoded with another episode's layout lies in a world the agent
+  is not in, and no worker can reach it;
+- ``landmark_layout_match``: the same share over all the planner's landmarks, from the episode's first state;
+- ``farther``: the temporal distance's probability that the goal lies beyond ``most`` steps, at the option's
+  start;
 - ``success`` and ``length``: the greedy episodes' success rate and mean length.
 
     python -m benchmarks.planner_probe RUN_DIR [--checkpoint CHECKPOINT_DIR] [--episodes 10]
@@ -54,6 +60,19 @@ def decode_cell(vector: np.ndarray, width: int, height: int) -> tuple[tuple[int,
     return (int(vector[:width].argmax()), int(vector[width : width + height].argmax())), vector[-2:] > 0.5
 
 
+def layout(vector: np.ndarray, env: Any) -> tuple[int, ...]:
+    """The layout an observation vector shows: the goal's column and row and each door's row (key-door and key
+    chain tasks; the keys' cells are left out: a carried key leaves the grid)."""
+    inner, width, height = env.unwrapped, *grid_shape(env)
+    if hasattr(inner, "keys"):  # the key chain: agent, keys, goal (columns and rows), then each door's row
+        start = (1 + len(inner.keys)) * (width + height)
+        doors = [vector[start + width + height + d * height:][:height] for d in range(inner.doors)]
+    else:  # key door: seven one-hot blocks of ``size`` (agent, key, goal columns and rows), the door's row
+        start, doors = 4 * width, [vector[6 * width : 7 * width]]
+    goal = vector[start : start + width + height]
+    return (int(goal[:width].argmax()), int(goal[width:].argmax()), *(int(d.argmax()) for d in doors))
+
+
 @torch.no_grad()
 def probe(agent: Any, env: Any, episodes: int, seed: int = 0) -> dict[str, float]:
     """The measures of the module docstring over ``episodes`` greedy episodes."""
@@ -61,11 +80,12 @@ def probe(agent: Any, env: Any, episodes: int, seed: int = 0) -> dict[str, float
     width, height = grid_shape(env)
     key = next(iter(env.observation_space.spaces))
     options: list[dict[str, Any]] = []
-    successes, lengths = [], []
+    successes, lengths, matches = [], [], []  # type: list[float], list[int], list[float]
     for episode in range(episodes):
         obs, _ = env.reset(seed=seed + episode)
         state = agent.initial_state(1)
         first, done, steps, total = True, False, 0, 0.0
+        own_layout = layout(np.asarray(obs[key]), env)
         current: dict[str, Any] = {}
         while not done:
             batch = {k: torch.as_tensor(np.asarray(v)).unsqueeze(0) for k, v in obs.items()}
@@ -78,14 +98,21 @@ def probe(agent: Any, env: Any, episodes: int, seed: int = 0) -> dict[str, float
                         agent.goal_state(state["deter"]), current.pop("goal"))[0])
                     options.append(current)
                 goal = state["goal"]
-                cell, flags = decode_cell(agent.goal_observation(goal)[key][0].numpy(), width, height)
+                decoded = agent.goal_observation(goal)[key][0].numpy()
+                cell, flags = decode_cell(decoded, width, height)
                 landmarks = agent.landmarks.filled()
+                if first:
+                    seen = agent.goal_observation(agent.landmark_goal(torch.arange(len(landmarks))))[key].numpy()
+                    matches.extend(float(layout(v, env) == own_layout) for v in seen)
+                logits = agent.distance.logits(agent.goal_state(state["deter"]), goal)
                 index = (agent.landmark_goal(torch.arange(len(landmarks))) - goal).norm(dim=-1).argmin()
                 value = agent.task_value.value(agent.world_model.rssm.feat(state)[:1])[0]
                 own = np.asarray(obs[key])[-2:] > 0.5
                 current = {"reached": 0.0, "start_distance": float(abs(pos[0] - cell[0]) + abs(pos[1] - cell[1])),
                            "value_gain": float(agent.task_value.value(landmarks[index : index + 1])[0] - value),
-                           "flag_ahead": float((flags & ~own).any()), "cell": cell, "goal": goal}
+                           "flag_ahead": float((flags & ~own).any()), "cell": cell, "goal": goal,
+                           "layout_match": float(layout(decoded, env) == own_layout),
+                           "farther": float(logits.softmax(-1)[0, -1])}
             obs, reward, terminated, truncated, _ = env.step(action[0].numpy())
             pos = tuple(env.unwrapped.pos)
             distance = abs(pos[0] - current["cell"][0]) + abs(pos[1] - current["cell"][1])
@@ -98,8 +125,10 @@ def probe(agent: Any, env: Any, episodes: int, seed: int = 0) -> dict[str, float
         successes.append(float(total > 0))
         lengths.append(steps)
     out = {name: float(np.mean([o[name] for o in options if name in o]))
-           for name in ("reached", "start_distance", "end_distance", "predicted_end", "value_gain", "flag_ahead")}
-    return {**out, "options": float(len(options)), "success": float(np.mean(successes)),
+           for name in ("reached", "start_distance", "end_distance", "predicted_end", "value_gain", "flag_ahead",
+                         "layout_match", "farther")}
+    return {**out, "landmark_layout_match": float(np.mean(matches)), "options": float(len(options)),
+            "success": float(np.mean(successes)),
             "length": float(np.mean(lengths))}
 
 

@@ -6,6 +6,7 @@ import torch
 from agents import build_agent
 from agents.actions import ActionSpec
 from agents.actor_critic import ActorCriticConfig
+from agents.dreamer import LATENT_KEYS
 from agents.planner import PlannerAgent, PlannerConfig
 from agents.planning import Landmarks, TemporalDistance, cem_search, discounted_reach, reach_scores, replay_pairs
 from tests.test_dreamer import SPACE, make_batch, obs
@@ -151,6 +152,35 @@ def test_the_workers_reward_adds_the_weighted_task_reward_to_the_goal_reward():
     assert 0.0 <= metrics["worker/goal_reward"] <= 1.0  # reported without the task part
     with pytest.raises(ValueError, match="worker_task_weight"):
         PlannerConfig(worker_task_weight=-1.0)
+
+
+def test_episode_goals_are_the_own_episodes_states_ahead_in_training_and_its_walks_states_acting():
+    """goals 'episode': layouts that change each episode make other episodes' landmarks unreachable."""
+    agent = planner(goals="episode", candidates=5)
+    batch = make_batch(SPEC, 3, 10)
+    batch["is_first"][1, 6] = True  # sequence 1 holds the end of one episode (steps 0-5) and the start of the next
+    _, post = agent.world_model.update_and_states(batch)
+    ahead = agent.start_context(post, batch)["ahead"].reshape(3, 10, 5)
+    seq, step = ahead // 10, ahead % 10
+    assert (seq == torch.arange(3)[:, None, None]).all()  # the own sequence
+    now = torch.arange(10)[None, :, None]
+    last = torch.tensor([9] * 6 + [9] * 4)[None, :, None].expand(3, 10, 1).clone()
+    last[1, :6] = 5  # the first episode of sequence 1 ends at step 5
+    assert ((step > now) | (now == last)).all() and (step <= torch.minimum(now + agent.config.horizon, last)).all()
+
+    metrics = agent.update(batch)  # training picks among the replayed states ahead
+    assert torch.isfinite(torch.stack(list(map(torch.as_tensor, metrics.values())))).all()
+    start = {k: post[k][:1, 3].detach() for k in LATENT_KEYS}
+    torch.manual_seed(7)
+    pool, index = agent.walk_pool(start)
+    assert pool.shape == (5 * agent.config.options * agent.every, agent.world_model.rssm.feat_dim)
+    assert index.shape == (1, len(pool))
+    torch.manual_seed(7)  # the same walks: acting's goal is one of their states, not a landmark
+    goal = agent.choose(start, explore=True)
+    walked = agent.landmark_goal(index[0], pool)
+    assert ((walked - goal).abs().sum(-1) < 1e-5).any()
+    with pytest.raises(ValueError, match="planner goals must be 'landmarks' or 'episode', got 'replay'"):
+        PlannerConfig(goals="replay")
 
 
 def test_landmarks_fill_then_refresh_a_few_at_a_time():
