@@ -23,10 +23,8 @@ by the predicted continuation, plus the task value where the imagined worker rea
 sequence's first goal is held for K steps. Exploring, a share ``explore_goals`` of the options take a landmark
 at random instead (the worker goes where experience has been, and from there further).
 
-Tasks that draw a new layout each episode (key door, key chain) need goals of the agent's own episode: a landmark
-of another episode shows another layout (on KeyDoorVector 98% of them), and no worker reaches it. With ``goals``
-'episode' the candidates are, in training, real states of the start's replayed sequence up to ``horizon`` steps
-ahead, and acting, the states that imagined random walks pass through from the current state.
+Tasks that draw a new layout each episode (key door, key chain) need goals of the agent's own episode (``goals``):
+a landmark of another episode shows another layout (on KeyDoorVector 98% of them), and no worker reaches it.
 """
 
 from __future__ import annotations
@@ -98,11 +96,13 @@ class PlannerConfig:
     explore_goals: float = 0.25
     """Share of options that pick a random landmark, while exploring (and in imagination)."""
     goals: str = "landmarks"
-    """Where goals come from. 'landmarks': replayed states of any episode (``landmarks`` of them). 'episode': states
-    of the agent's own episode, for tasks that draw a new layout each episode (key door, key chain), where a
-    landmark of another episode shows another layout, out of every worker's reach: in training, ``candidates``
-    real states of the start's replayed sequence 1 to ``horizon`` steps ahead; acting, the states that
-    ``candidates`` imagined random walks of ``options`` x K steps pass through from the current state."""
+    """Where goals come from: 'landmarks' (replayed states of any episode), or for tasks that draw a new layout each
+    episode, where other episodes' landmarks lie out of reach, the own episode's: 'episode' (in training
+    ``candidates`` real states of the start's sequence 1 to ``horizon`` steps ahead; acting, the states of
+    ``candidates`` imagined random walks of ``options`` x K steps from the current state) or 'walks' (random
+    walks in training too: ``walks`` of K steps from each imagined state)."""
+    walks: int = 4
+    """Random walks per imagined state in training with goals 'walks'."""
     hindsight: float = 0.5
     """Share of the imagination starts from which the worker also trains for one K-step segment towards a
     hindsight goal."""
@@ -117,11 +117,12 @@ class PlannerConfig:
     def __post_init__(self) -> None:
         if self.every < 1 or self.horizon < self.every or self.horizon % self.every:
             raise ValueError(f"horizon ({self.horizon}) must be a positive multiple of every ({self.every})")
-        for name in ("landmarks", "candidates", "most", "options", "samples", "iterations", "elites", "timing_every"):
+        for name in ("landmarks", "candidates", "walks", "most", "options", "samples", "iterations", "elites",
+                     "timing_every"):
             if getattr(self, name) < 1:
                 raise ValueError(f"planner {name} must be at least 1, got {getattr(self, name)}")
-        if self.goals not in ("landmarks", "episode"):
-            raise ValueError(f"planner goals must be 'landmarks' or 'episode', got {self.goals!r}")
+        if self.goals not in ("landmarks", "episode", "walks"):
+            raise ValueError(f"planner goals must be 'landmarks', 'episode' or 'walks', got {self.goals!r}")
         if self.worker_task_weight < 0:
             raise ValueError(f"planner worker_task_weight must be at least 0, got {self.worker_task_weight}")
         for name in ("explore_goals", "hindsight", "negatives"):
@@ -201,21 +202,24 @@ class PlannerAgent(OptionAgent):
         return self.landmark_goal(chosen, pool)
 
     @torch.no_grad()
-    def walk_pool(self, start: State) -> tuple[torch.Tensor, torch.Tensor]:
-        """Goals of the agent's own episode, for acting: the states [N * C * L, F] that C = ``candidates``
-        imagined walks of uniformly random actions pass through in L = ``options`` x K steps from each of the
-        states [N, ...], and each start's share of them, an index [N, C * L]."""
+    def walk_pool(self, start: State, walks: int | None = None, steps: int | None = None
+                  ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Goals of the agent's own episode: the states [N * C * L, F] that C imagined walks of uniformly random
+        actions (default ``candidates``) pass through in L steps (default ``options`` x K) from each of the
+        states [N, ...], and each start's share of them in a random order, an index [N, C * L]."""
         c, rssm = self.config, self.world_model.rssm
-        state = {k: start[k].repeat_interleave(c.candidates, 0) for k in LATENT_KEYS}
+        walks, steps = walks or c.candidates, steps or c.options * c.every
+        state = {k: start[k].repeat_interleave(walks, 0) for k in LATENT_KEYS}
         uniform = PolicyDist(self.spec, torch.zeros(len(state["deter"]), self.spec.logits_dim,
                                                     device=state["deter"].device))
         feats = []
-        for _ in range(c.options * c.every):
+        for _ in range(steps):
             state = rssm.img_step(state, uniform.sample())
             feats.append(rssm.feat(state))
         n = len(start["deter"])
-        pool = torch.stack(feats, 1).reshape(n * c.candidates * len(feats), -1)  # each start's walks in a row
-        return pool, torch.arange(len(pool), device=pool.device).reshape(n, -1)
+        pool = torch.stack(feats, 1).reshape(n * walks * steps, -1)  # each start's walks in a row
+        order = torch.rand(n, walks * steps, device=pool.device).argsort(1)
+        return pool, order + walks * steps * torch.arange(n, device=pool.device)[:, None]
 
     def rollout_value(self, start: State, goals: torch.Tensor) -> torch.Tensor:
         """Predicted return [N] of the worker (most likely actions) pursuing goals [N, P, D] in turn for K steps
@@ -273,7 +277,7 @@ class PlannerAgent(OptionAgent):
     def choose(self, start: State, explore: bool) -> torch.Tensor:
         """Goals [N, D] for states [N, ...]: the search's, or while exploring with probability ``explore_goals`` a
         random candidate (a landmark, or with goals 'episode' a state of the random walks)."""
-        pool, candidates = self.walk_pool(start) if self.config.goals == "episode" else (None, None)
+        pool, candidates = self.walk_pool(start) if self.config.goals != "landmarks" else (None, None)
         chosen = self.plan(start, candidates, pool)
         if explore and self.config.explore_goals:
             n = len(chosen)
@@ -327,6 +331,11 @@ class PlannerAgent(OptionAgent):
         c = self.config
         if goal is not None:
             return self.imagine_options(start, c.every, {"goal": goal})
+        if c.goals == "walks":
+            def walk_goals(state: State, _feat: torch.Tensor) -> dict[str, torch.Tensor]:
+                walked, index = self.walk_pool(state, c.walks, c.every)
+                return {"goal": self.pick_goals(state["deter"], c.explore_goals, index, walked)}
+            return self.imagine_options(start, c.horizon, {}, walk_goals)
         index = start.get("ahead") if pool is not None else None
         return self.imagine_options(start, c.horizon, {}, lambda state, _feat: {
             "goal": self.pick_goals(state["deter"], c.explore_goals, index, pool)})

@@ -1,9 +1,9 @@
 """Probe a planner checkpoint on a vector grid task: which goals does it pick, and does its worker reach them?
 
-Plays greedy episodes (the planner's search picks each goal, the worker its most likely action) and, for
-every option (a goal held for K steps), reads the goal's grid cell and task flags from the world model's
-decoding of it (the vector tasks' first columns are the agent's column and row one-hot, their last the
-key-carried / door-open flags) and measures:
+Plays greedy episodes (the planner's search picks each goal, the worker its most likely action; exploring ones
+with ``--explore``) and, for every option (a goal held for K steps), reads the goal's grid cell and task flags
+from the world model's decoding of it (the vector tasks' first columns are the agent's column and row one-hot,
+their last the key-carried / door-open flags) and measures:
 
 - ``reached``: share of options in which the agent stands on the goal's cell at some step of the option;
 - ``start_distance`` / ``end_distance``: mean grid (Manhattan) distance from the agent to the goal's cell at
@@ -19,9 +19,11 @@ key-carried / door-open flags) and measures:
 - ``landmark_layout_match``: the same share over all the planner's landmarks, from the episode's first state;
 - ``farther``: the temporal distance's probability that the goal lies beyond ``most`` steps, at the option's
   start;
+- ``value_stage0`` / ``1`` / ``2``: the task value's mean at the states of the episodes with 0, 1 and 2 task flags
+  set (a value that has learned the task rises with the stage; absent where no state reached the stage);
 - ``success`` and ``length``: the greedy episodes' success rate and mean length.
 
-    python -m benchmarks.planner_probe RUN_DIR [--checkpoint CHECKPOINT_DIR] [--episodes 10]
+    python -m benchmarks.planner_probe RUN_DIR [--checkpoint CHECKPOINT_DIR] [--episodes 10] [--explore]
 """
 
 from __future__ import annotations
@@ -74,13 +76,14 @@ def layout(vector: np.ndarray, env: Any) -> tuple[int, ...]:
 
 
 @torch.no_grad()
-def probe(agent: Any, env: Any, episodes: int, seed: int = 0) -> dict[str, float]:
+def probe(agent: Any, env: Any, episodes: int, seed: int = 0, explore: bool = False) -> dict[str, float]:
     """The measures of the module docstring over ``episodes`` greedy episodes."""
     torch.manual_seed(seed)
     width, height = grid_shape(env)
     key = next(iter(env.observation_space.spaces))
     options: list[dict[str, Any]] = []
     successes, lengths, matches = [], [], []  # type: list[float], list[int], list[float]
+    stages: dict[int, list[float]] = {0: [], 1: [], 2: []}
     for episode in range(episodes):
         obs, _ = env.reset(seed=seed + episode)
         state = agent.initial_state(1)
@@ -90,7 +93,9 @@ def probe(agent: Any, env: Any, episodes: int, seed: int = 0) -> dict[str, float
         while not done:
             batch = {k: torch.as_tensor(np.asarray(v)).unsqueeze(0) for k, v in obs.items()}
             new = bool(first or int(state["steps_left"][0]) <= 0)
-            action, state = agent.act(batch, state, explore=False, is_first=torch.tensor([first]))
+            action, state = agent.act(batch, state, explore=explore, is_first=torch.tensor([first]))
+            stage = int((np.asarray(obs[key])[-2:] > 0.5).sum())
+            stages[stage].append(float(agent.task_value.value(agent.world_model.rssm.feat(state)[:1])[0]))
             pos = tuple(env.unwrapped.pos)
             if new:
                 if current:  # the state now is where the last option ended
@@ -128,6 +133,7 @@ def probe(agent: Any, env: Any, episodes: int, seed: int = 0) -> dict[str, float
            for name in ("reached", "start_distance", "end_distance", "predicted_end", "value_gain", "flag_ahead",
                          "layout_match", "farther")}
     return {**out, "landmark_layout_match": float(np.mean(matches)), "options": float(len(options)),
+            **{f"value_stage{k}": float(np.mean(v)) for k, v in stages.items() if v},
             "success": float(np.mean(successes)),
             "length": float(np.mean(lengths))}
 
@@ -138,9 +144,10 @@ def main() -> None:
     parser.add_argument("--checkpoint", type=Path, help="a checkpoints/step_* folder (default: the latest)")
     parser.add_argument("--episodes", type=int, default=10, help="greedy episodes (default 10)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the first episode (default 0)")
+    parser.add_argument("--explore", action="store_true", help="exploring episodes instead of greedy ones")
     args = parser.parse_args()
     _, agent, env = load_planner(args.run_dir, args.checkpoint)
-    print(json.dumps(probe(agent, env, args.episodes, args.seed), indent=1))
+    print(json.dumps(probe(agent, env, args.episodes, args.seed, args.explore), indent=1))
 
 
 if __name__ == "__main__":

@@ -179,7 +179,11 @@ def test_episode_goals_are_the_own_episodes_states_ahead_in_training_and_its_wal
     goal = agent.choose(start, explore=True)
     walked = agent.landmark_goal(index[0], pool)
     assert ((walked - goal).abs().sum(-1) < 1e-5).any()
-    with pytest.raises(ValueError, match="planner goals must be 'landmarks' or 'episode', got 'replay'"):
+    assert sorted(index[0].tolist()) == list(range(len(pool)))  # each start's own walks, in a random order
+    walking = planner(goals="walks", walks=2)  # training picks among random walks' states too
+    metrics = walking.update(batch)
+    assert 0.0 <= metrics["worker/goal_reward"] <= 1.0 and metrics["planner/plan_ms"] > 0
+    with pytest.raises(ValueError, match="planner goals must be 'landmarks', 'episode' or 'walks', got 'replay'"):
         PlannerConfig(goals="replay")
 
 
