@@ -76,8 +76,8 @@ def _mean(values: np.ndarray) -> float | None:
 
 def world_model_outputs(world_model: Any, batch: dict[str, Any], critic: Any = None) -> dict[str, Any]:
     """Predicted reward and continuation [B, T] on the posterior states of a batch of windows (the first step of
-    each starts the model's context, as in sampled windows), and with ``critic`` (an actor-critic) its value and
-    the actor's entropy; torch tensors, without gradients."""
+    each starts the model's context, as in sampled windows), and with ``critic`` (an actor-critic, or the planner's
+    task value) its value and, where it has an actor, the actor's entropy; torch tensors, without gradients."""
     import torch
 
     batch = {k: torch.as_tensor(v) for k, v in batch.items()}
@@ -89,15 +89,15 @@ def world_model_outputs(world_model: Any, batch: dict[str, Any], critic: Any = N
         out = {"reward": world_model.reward(feat), "cont": world_model.cont(feat)}
         if critic is not None:
             out["value"] = critic.value(feat)
-            out["entropy"] = critic.policy(feat).entropy()
+            if hasattr(critic, "policy"):
+                out["entropy"] = critic.policy(feat).entropy()
     return out
 
 
 def _agent_outputs(agent: Any, stream: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """Per step of a stream: predicted reward and continuation, and for flat agents the critic's value and the
-    actor's entropy, on the posterior states."""
-    out = world_model_outputs(agent.world_model, {k: v[None] for k, v in stream.items()},
-                              getattr(agent, "actor_critic", None))
+    """Per step of a stream: predicted reward and continuation, and the task critic's value (``task_critic``) with,
+    for flat agents, the actor's entropy, on the posterior states."""
+    out = world_model_outputs(agent.world_model, {k: v[None] for k, v in stream.items()}, task_critic(agent))
     return {k: v[0].numpy().astype(np.float64) for k, v in out.items()}
 
 
@@ -135,9 +135,15 @@ def diagnose(target: Path, step: int | None = None) -> dict[str, Any]:
                     run_dir, checkpoint)
 
 
+def task_critic(agent: Any) -> Any:
+    """The part that values the task's return: the flat agent's actor-critic, the planner's task value, or None
+    (Director, whose manager values a mix of reward streams)."""
+    return getattr(agent, "actor_critic", None) or getattr(agent, "task_value", None)
+
+
 def agent_discount(agent: Any) -> float:
-    actor_critic = getattr(agent, "actor_critic", None)
-    return float(actor_critic.config.discount) if actor_critic is not None else 1 - 1 / 333
+    critic = task_critic(agent)
+    return float(critic.config.discount) if critic is not None else 1 - 1 / 333
 
 
 def _max_entropy(space: Any) -> float | None:
@@ -168,7 +174,8 @@ def _figures(r: dict[str, np.ndarray], distinct: int, max_entropy: float | None,
                             "return_at_starts": _mean(r["return"][starts]),
                             "value_mean": _mean(r["value"][known]), "return_mean": _mean(r["return"][known]),
                             "correlation": _correlation(r["value"][known], r["return"][known])}
-        report["actor"] = {"entropy": _mean(r["entropy"]), "max_entropy": max_entropy}
+        if "entropy" in r:
+            report["actor"] = {"entropy": _mean(r["entropy"]), "max_entropy": max_entropy}
     return report
 
 

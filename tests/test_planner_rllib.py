@@ -7,6 +7,7 @@ import imageio.v3 as iio
 import numpy as np
 
 from forethought.config import load_config
+from forethought.diagnose import diagnose
 from forethought.evaluate_checkpoint import evaluate_checkpoint
 from forethought.train import algorithm_config, register_env
 from tests.conftest import train_briefly
@@ -38,3 +39,6 @@ def test_a_trained_planner_is_evaluated_from_its_checkpoint_with_its_goals_filme
     assert len(report["episode_returns"]) == 1 and report["video_goals"] and Path(report["video"]).exists()
     frames = list(iio.imiter(report["video"]))
     assert frames[0].shape[1] == 2 * frames[0].shape[0]  # the env's frame, then the decoded goal
+    diagnosis = diagnose(run)  # the task value is the planner's critic; it has no task actor
+    assert diagnosis["discount"] == 0.99 and "actor" not in diagnosis
+    assert all(v is None or np.isfinite(v) for v in diagnosis["critic"].values())
