@@ -280,7 +280,8 @@ class DirectorAgent(OptionAgent):
         return goal_segments(trajectory, self.config.every,
                              lambda goal, part: max_cosine(goal, part["goal_state"]) + weight * part["reward"])
 
-    def learn_in_imagination(self, start: State, terminal: torch.Tensor, post: State) -> dict[str, torch.Tensor]:
+    def learn_in_imagination(self, start: State, terminal: torch.Tensor, post: State,
+                             batch: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         deter = post["deter"].detach().flatten(0, 1)
         self.update_stats(deter=deter)
         goal_states = self.goal_state(deter)

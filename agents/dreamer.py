@@ -79,7 +79,7 @@ class WorldModelAgent(nn.Module):
         if 0 < starts < len(terminal):  # fewer starts: cheaper updates on small machines
             pick = torch.randperm(len(terminal), device=terminal.device)[:starts]
             start, terminal = {k: v[pick] for k, v in start.items()}, terminal[pick]
-        learned = self.learn_in_imagination(start, terminal, post)
+        learned = self.learn_in_imagination(start, terminal, post, batch)
         # one device sync for all the learners' metrics
         values = torch.stack([v.detach().float().reshape(()) for v in learned.values()]).tolist()
         metrics.update(zip(learned, values, strict=True))
@@ -90,9 +90,11 @@ class WorldModelAgent(nn.Module):
         are picked along with the imagination starts. None by default."""
         return {}
 
-    def learn_in_imagination(self, start: State, terminal: torch.Tensor, post: State) -> dict[str, torch.Tensor]:
+    def learn_in_imagination(self, start: State, terminal: torch.Tensor, post: State,
+                             batch: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """Update the learners from imagination ``start`` states [N, ...] (``terminal`` [N] marks real
-        episode ends) and the replayed posteriors [B, T, ...]; return metrics named ``<part>/<name>``."""
+        episode ends), the replayed posteriors [B, T, ...] and their batch; return metrics named
+        ``<part>/<name>``."""
         raise NotImplementedError
 
     def act(self, obs: Mapping[str, torch.Tensor], state: State, explore: bool, is_first: torch.Tensor
@@ -211,7 +213,8 @@ class DreamerAgent(WorldModelAgent):
         out["actor_out"] = torch.stack(outs, 1)  # outside no_grad: the stack keeps the actor's gradient path
         return out
 
-    def learn_in_imagination(self, start: State, terminal: torch.Tensor, post: State) -> dict[str, torch.Tensor]:
+    def learn_in_imagination(self, start: State, terminal: torch.Tensor, post: State,
+                             batch: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         trajectory = self.imagine(start)
         # the start states are real: their continuation is known, not predicted (out of place: with dynamics
         # gradients the predictions are still needed for the backward pass)

@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from agents.actions import ActionSpec, PolicyDist
+from agents.actions import ActionSpec
 from agents.actor_critic import ActorCritic, ActorCriticConfig
 from agents.dreamer import LATENT_KEYS
 from agents.goals import future_index, future_states, goal_segments
@@ -47,8 +47,10 @@ from agents.planning import (
     ValueFunction,
     cem_search,
     discounted_reach,
+    random_walks,
     reach_scores,
     replay_pairs,
+    replayed_sequences,
 )
 from world_models.config import WorldModelConfig
 from world_models.rssm import State
@@ -109,6 +111,9 @@ class PlannerConfig:
     worker_task_weight: float = 0.0
     """Weight of the predicted task reward in the worker's reward, beside the goal reward (0: the goal alone, as
     Director's worker). Above 0 the worker also heads for the task's reward on its way to a goal."""
+    replay_value: float = 0.0
+    """Weight of the task value's loss on the replayed sequences themselves (their real rewards: TD(lambda) of the
+    behaviour that collected them) beside its loss in imagination; 0: imagination alone."""
     stat_rate: float = 0.01
     """EMA rate, per update, of the running mean of replayed deter states (the centre of the goal space)."""
     timing_every: int = 50
@@ -123,8 +128,9 @@ class PlannerConfig:
                 raise ValueError(f"planner {name} must be at least 1, got {getattr(self, name)}")
         if self.goals not in ("landmarks", "episode", "walks"):
             raise ValueError(f"planner goals must be 'landmarks', 'episode' or 'walks', got {self.goals!r}")
-        if self.worker_task_weight < 0:
-            raise ValueError(f"planner worker_task_weight must be at least 0, got {self.worker_task_weight}")
+        for name in ("worker_task_weight", "replay_value"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"planner {name} must be at least 0, got {getattr(self, name)}")
         for name in ("explore_goals", "hindsight", "negatives"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"planner {name} must be a share from 0 to 1, got {getattr(self, name)}")
@@ -201,25 +207,13 @@ class PlannerAgent(OptionAgent):
         chosen = torch.where(torch.rand(n, device=deter.device) < explore, index[:, 0], best)
         return self.landmark_goal(chosen, pool)
 
-    @torch.no_grad()
     def walk_pool(self, start: State, walks: int | None = None, steps: int | None = None
                   ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Goals of the agent's own episode: the states [N * C * L, F] that C imagined walks of uniformly random
-        actions (default ``candidates``) pass through in L steps (default ``options`` x K) from each of the
-        states [N, ...], and each start's share of them in a random order, an index [N, C * L]."""
-        c, rssm = self.config, self.world_model.rssm
-        walks, steps = walks or c.candidates, steps or c.options * c.every
-        state = {k: start[k].repeat_interleave(walks, 0) for k in LATENT_KEYS}
-        uniform = PolicyDist(self.spec, torch.zeros(len(state["deter"]), self.spec.logits_dim,
-                                                    device=state["deter"].device))
-        feats = []
-        for _ in range(steps):
-            state = rssm.img_step(state, uniform.sample())
-            feats.append(rssm.feat(state))
-        n = len(start["deter"])
-        pool = torch.stack(feats, 1).reshape(n * walks * steps, -1)  # each start's walks in a row
-        order = torch.rand(n, walks * steps, device=pool.device).argsort(1)
-        return pool, order + walks * steps * torch.arange(n, device=pool.device)[:, None]
+        """Goals of the agent's own episode: ``planning.random_walks`` from states [N, ...], by default
+        ``candidates`` walks of ``options`` x K steps."""
+        c = self.config
+        return random_walks(self.world_model.rssm, self.spec, {k: start[k] for k in LATENT_KEYS},
+                            walks or c.candidates, steps or c.options * c.every)
 
     def rollout_value(self, start: State, goals: torch.Tensor) -> torch.Tensor:
         """Predicted return [N] of the worker (most likely actions) pursuing goals [N, P, D] in turn for K steps
@@ -353,7 +347,8 @@ class PlannerAgent(OptionAgent):
 
         return goal_segments(trajectory, self.config.every, reward)
 
-    def learn_in_imagination(self, start: State, terminal: torch.Tensor, post: State) -> dict[str, torch.Tensor]:
+    def learn_in_imagination(self, start: State, terminal: torch.Tensor, post: State,
+                             batch: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         c = self.config
         deter = post["deter"].detach()
         with torch.no_grad():
@@ -368,7 +363,8 @@ class PlannerAgent(OptionAgent):
         trajectory = self.imagine(start, pool=replayed_feat if c.goals == "episode" else None)
         trajectory["cont"][:, 0] = 1.0 - terminal
         metrics.update({f"task_value/{k}": v for k, v in self.task_value.update(
-            trajectory["feat"], trajectory["reward"], trajectory["cont"]).items()})
+            trajectory["feat"], trajectory["reward"], trajectory["cont"],
+            replayed_sequences(replayed_feat.unflatten(0, deter.shape[:2]), batch), c.replay_value).items()})
         segments = self.worker_segments(trajectory)
         # each step 1..H lies in one segment once: the mean less the task part is the goal reward's mean
         weight = c.worker_task_weight

@@ -14,16 +14,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import cast
 
 import torch
 from torch import nn
 
+from agents.actions import ActionSpec, PolicyDist
 from agents.actor_critic import ActorCriticConfig, StreamCritic, critic_nll, critic_targets
 from agents.goals import episode_ends
 from world_models.distributions import TwoHot, twohot_bins
 from world_models.networks import MLP
+from world_models.rssm import RSSM, State
 
 
 class TemporalDistance(nn.Module):
@@ -111,6 +113,36 @@ def replay_pairs(state: torch.Tensor, is_first: torch.Tensor, most: int, negativ
     return state.flatten(0, 1), goal.flatten(0, 1), offset.flatten()
 
 
+@torch.no_grad()
+def random_walks(rssm: RSSM, spec: ActionSpec, start: State, walks: int, steps: int
+                 ) -> tuple[torch.Tensor, torch.Tensor]:
+    """The world-model features [N * C * L, F] of the states that C = ``walks`` imagined walks of uniformly random
+    actions pass through in L = ``steps`` steps from each of the states [N, ...], and each start's share of them in
+    a random order, an index [N, C * L]."""
+    state = {k: v.repeat_interleave(walks, 0) for k, v in start.items()}
+    device = state["deter"].device
+    uniform = PolicyDist(spec, torch.zeros(len(state["deter"]), spec.logits_dim, device=device))
+    feats = []
+    for _ in range(steps):
+        state = rssm.img_step(state, uniform.sample())
+        feats.append(rssm.feat(state))
+    n = len(start["deter"])
+    pool = torch.stack(feats, 1).reshape(n * walks * steps, -1)  # each start's walks in a row
+    order = torch.rand(n, walks * steps, device=device).argsort(1)
+    return pool, order + walks * steps * torch.arange(n, device=device)[:, None]
+
+
+def replayed_sequences(feat: torch.Tensor, batch: Mapping[str, torch.Tensor]
+                       ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Replayed sequences as trajectories for a critic: (features [B, T, F], rewards on arrival, continuation),
+    where an episode that starts inside a window cuts it (no transition leads into its first step, which gets
+    continuation 0 and reward 0, and the critic's weights vanish from there on)."""
+    inside = batch["is_first"].bool().clone()
+    inside[:, 0] = False
+    cont = (~batch["is_terminal"].bool() & ~inside).float()
+    return feat, batch["reward"].float().masked_fill(inside, 0.0), cont
+
+
 class ValueFunction(StreamCritic):
     """A two-hot critic of the return with a slow copy, trained on lambda-returns of imagined trajectories."""
 
@@ -126,17 +158,32 @@ class ValueFunction(StreamCritic):
     def value(self, feat: torch.Tensor, slow: bool = False) -> torch.Tensor:
         return TwoHot((self.slow_critic if slow else self.critic)(feat), self.bins).mean()
 
-    def update(self, feat: torch.Tensor, reward: torch.Tensor, cont: torch.Tensor) -> dict[str, torch.Tensor]:
-        """One Adam step on a trajectory [N, H + 1] (reward on arrival, continue probability), then the slow
-        copy's EMA step."""
+    def loss(self, feat: torch.Tensor, reward: torch.Tensor, cont: torch.Tensor
+             ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(loss, values [N, H + 1], lambda-returns [N, H]) on a trajectory [N, H + 1] (reward on arrival,
+        continue probability)."""
         c = self.config
         feat = feat.detach()
         logits = self.critic(feat)
         value, returns, weight = critic_targets(logits, self.bins, reward, cont, c.discount, c.lam)
-        self.retnorm.update(returns)
         with torch.no_grad():
             slow = self.value(feat[:, :-1], slow=True)
-        loss = critic_nll(logits, self.bins, returns, weight, slow, c.slow_reg)
+        return critic_nll(logits, self.bins, returns, weight, slow, c.slow_reg), value, returns
+
+    def update(self, feat: torch.Tensor, reward: torch.Tensor, cont: torch.Tensor,
+               replayed: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None, replay_weight: float = 0.0
+               ) -> dict[str, torch.Tensor]:
+        """One Adam step on a trajectory [N, H + 1] (reward on arrival, continue probability), and with
+        ``replay_weight`` on ``replayed`` sequences too (features, rewards, continuation [B, T]), then the slow
+        copy's EMA step."""
+        c = self.config
+        loss, value, returns = self.loss(feat, reward, cont)
+        self.retnorm.update(returns)
+        metrics: dict[str, torch.Tensor] = {}
+        if replayed is not None and replay_weight:
+            replay_loss, _, replay_returns = self.loss(*replayed)
+            loss = loss + replay_weight * replay_loss
+            metrics = {"replay_loss": replay_loss.detach(), "replay_return": replay_returns.mean()}
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if self.grad_sync is not None:
@@ -147,7 +194,7 @@ class ValueFunction(StreamCritic):
             for slow_p, fast in zip(self.slow_critic.parameters(), self.critic.parameters(), strict=True):
                 slow_p.lerp_(fast, c.slow_rate)
         return {"loss": loss.detach(), "value": value.mean(), "return": returns.mean(), "grad_norm": norm,
-                "return_scale": self.retnorm.scale()}
+                "return_scale": self.retnorm.scale(), **metrics}
 
 
 def reach_scores(reach: torch.Tensor, value: torch.Tensor) -> torch.Tensor:

@@ -8,7 +8,16 @@ from agents.actions import ActionSpec
 from agents.actor_critic import ActorCriticConfig
 from agents.dreamer import LATENT_KEYS
 from agents.planner import PlannerAgent, PlannerConfig
-from agents.planning import Landmarks, TemporalDistance, cem_search, discounted_reach, reach_scores, replay_pairs
+from agents.planning import (
+    Landmarks,
+    TemporalDistance,
+    ValueFunction,
+    cem_search,
+    discounted_reach,
+    reach_scores,
+    replay_pairs,
+    replayed_sequences,
+)
 from tests.test_dreamer import SPACE, make_batch, obs
 from world_models.config import sized
 
@@ -152,6 +161,8 @@ def test_the_workers_reward_adds_the_weighted_task_reward_to_the_goal_reward():
     assert 0.0 <= metrics["worker/goal_reward"] <= 1.0  # reported without the task part
     with pytest.raises(ValueError, match="worker_task_weight"):
         PlannerConfig(worker_task_weight=-1.0)
+    with pytest.raises(ValueError, match="planner replay_value must be at least 0"):
+        PlannerConfig(replay_value=-0.5)
 
 
 def test_episode_goals_are_the_own_episodes_states_ahead_in_training_and_its_walks_states_acting():
@@ -185,6 +196,35 @@ def test_episode_goals_are_the_own_episodes_states_ahead_in_training_and_its_wal
     assert 0.0 <= metrics["worker/goal_reward"] <= 1.0 and metrics["planner/plan_ms"] > 0
     with pytest.raises(ValueError, match="planner goals must be 'landmarks', 'episode' or 'walks', got 'replay'"):
         PlannerConfig(goals="replay")
+
+
+def test_replayed_sequences_cut_at_episode_starts_and_teach_the_task_value_real_returns():
+    batch = {"reward": torch.tensor([[0.0, 0.0, 1.0, 0.5, 0.0, 0.0]]),
+             "is_first": torch.tensor([[True, False, False, True, False, False]]),
+             "is_terminal": torch.tensor([[False, False, True, False, False, False]])}
+    _, reward, cont = replayed_sequences(torch.zeros(1, 6, 2), batch)
+    assert reward.tolist() == [[0.0, 0.0, 1.0, 0.0, 0.0, 0.0]]  # no transition leads into a new episode's start
+    assert cont.tolist() == [[1.0, 1.0, 0.0, 0.0, 1.0, 1.0]]
+
+    torch.manual_seed(0)  # a 5-state chain paying 1 on arriving at its last, terminal state
+    config = ActorCriticConfig(units=32, layers=1, bins=31, discount=0.5, lam=1.0, critic_lr=3e-3, slow_reg=0.0)
+    value = ValueFunction(5, config)
+    chain = torch.eye(5)[None].expand(8, 5, 5)
+    replay = {"reward": torch.tensor([0.0, 0, 0, 0, 1]).expand(8, 5), "is_first": torch.eye(5)[0].bool().expand(8, 5),
+              "is_terminal": torch.eye(5)[4].bool().expand(8, 5)}
+    imagined = (torch.zeros(8, 3, 5), torch.zeros(8, 3), torch.ones(8, 3))  # imagination that never sees a reward
+    before = {k: v.clone() for k, v in value.state_dict().items()}
+    alone = ValueFunction(5, config)
+    alone.load_state_dict(before)
+    alone.update(*imagined)
+    value.update(*imagined, replayed=replayed_sequences(chain, replay), replay_weight=0.0)
+    assert all(torch.equal(v, alone.state_dict()[k]) for k, v in value.state_dict().items())  # weight 0: as before
+    for _ in range(300):
+        metrics = value.update(*imagined, replayed=replayed_sequences(chain, replay), replay_weight=1.0)
+    assert "replay_loss" in metrics
+    assert "task_value/replay_loss" in planner(replay_value=1.0).update(make_batch(SPEC, 2, 6))
+    torch.testing.assert_close(value.value(torch.eye(5)[:4]), torch.tensor([0.125, 0.25, 0.5, 1.0]), atol=0.08,
+                               rtol=0.0)
 
 
 def test_landmarks_fill_then_refresh_a_few_at_a_time():
