@@ -362,9 +362,9 @@ class PlannerAgent(OptionAgent):
         self.landmarks.refresh(replayed_feat, c.landmark_refresh)
         trajectory = self.imagine(start, pool=replayed_feat if c.goals == "episode" else None)
         trajectory["cont"][:, 0] = 1.0 - terminal
+        sequences = replayed_sequences(replayed_feat.unflatten(0, deter.shape[:2]), batch) if c.replay_value else None
         metrics.update({f"task_value/{k}": v for k, v in self.task_value.update(
-            trajectory["feat"], trajectory["reward"], trajectory["cont"],
-            replayed_sequences(replayed_feat.unflatten(0, deter.shape[:2]), batch), c.replay_value).items()})
+            trajectory["feat"], trajectory["reward"], trajectory["cont"], sequences, c.replay_value).items()})
         segments = self.worker_segments(trajectory)
         # each step 1..H lies in one segment once: the mean less the task part is the goal reward's mean
         weight = c.worker_task_weight
