@@ -114,6 +114,9 @@ class PlannerConfig:
     replay_value: float = 0.0
     """Weight of the task value's loss on the replayed sequences themselves (their real rewards: TD(lambda) of the
     behaviour that collected them) beside its loss in imagination; 0: imagination alone."""
+    replay_best: int = 0
+    """With ``replay_value``: 0 trains on the replayed sequences' TD(lambda) returns; n >= 1 on the best of their 1-
+    to n-step returns (the value of steering to the best state reached within n steps, as the planner can)."""
     stat_rate: float = 0.01
     """EMA rate, per update, of the running mean of replayed deter states (the centre of the goal space)."""
     timing_every: int = 50
@@ -128,7 +131,7 @@ class PlannerConfig:
                 raise ValueError(f"planner {name} must be at least 1, got {getattr(self, name)}")
         if self.goals not in ("landmarks", "episode", "walks"):
             raise ValueError(f"planner goals must be 'landmarks', 'episode' or 'walks', got {self.goals!r}")
-        for name in ("worker_task_weight", "replay_value"):
+        for name in ("worker_task_weight", "replay_value", "replay_best"):
             if getattr(self, name) < 0:
                 raise ValueError(f"planner {name} must be at least 0, got {getattr(self, name)}")
         for name in ("explore_goals", "hindsight", "negatives"):
@@ -364,7 +367,8 @@ class PlannerAgent(OptionAgent):
         trajectory["cont"][:, 0] = 1.0 - terminal
         sequences = replayed_sequences(replayed_feat.unflatten(0, deter.shape[:2]), batch) if c.replay_value else None
         metrics.update({f"task_value/{k}": v for k, v in self.task_value.update(
-            trajectory["feat"], trajectory["reward"], trajectory["cont"], sequences, c.replay_value).items()})
+            trajectory["feat"], trajectory["reward"], trajectory["cont"], sequences, c.replay_value, c.replay_best
+        ).items()})
         segments = self.worker_segments(trajectory)
         # each step 1..H lies in one segment once: the mean less the task part is the goal reward's mean
         weight = c.worker_task_weight

@@ -143,6 +143,24 @@ def replayed_sequences(feat: torch.Tensor, batch: Mapping[str, torch.Tensor]
     return feat, batch["reward"].float().masked_fill(inside, 0.0), cont
 
 
+def best_returns(reward: torch.Tensor, value: torch.Tensor, cont: torch.Tensor, discount: float, most: int
+                 ) -> torch.Tensor:
+    """The best of the 1- to ``most``-step returns [N, H] from each state of a trajectory [N, H + 1] (reward on
+    arrival, continue probability, values to bootstrap from), the steps on cut by the trajectory's end: the
+    return of the best state it reached within ``most`` steps. A planner that can steer to any state it has seen
+    reached within an option is worth at least that; its TD(lambda) return is the behaviour's instead."""
+    horizon = reward.shape[1] - 1
+    now = torch.arange(horizon, device=reward.device)
+    best = torch.full(reward[:, :-1].shape, -torch.inf, device=reward.device)
+    total, scale = torch.zeros_like(best), torch.ones_like(best)
+    for k in range(1, min(most, horizon) + 1):
+        ahead = (now + k).clamp(max=horizon)
+        total = total + scale * reward[:, ahead]
+        scale = scale * discount * cont[:, ahead]
+        best = torch.where(now + k <= horizon, torch.maximum(best, total + scale * value[:, ahead]), best)
+    return best
+
+
 class ValueFunction(StreamCritic):
     """A two-hot critic of the return with a slow copy, trained on lambda-returns of imagined trajectories."""
 
@@ -158,30 +176,33 @@ class ValueFunction(StreamCritic):
     def value(self, feat: torch.Tensor, slow: bool = False) -> torch.Tensor:
         return TwoHot((self.slow_critic if slow else self.critic)(feat), self.bins).mean()
 
-    def loss(self, feat: torch.Tensor, reward: torch.Tensor, cont: torch.Tensor
+    def loss(self, feat: torch.Tensor, reward: torch.Tensor, cont: torch.Tensor, best: int = 0
              ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(loss, values [N, H + 1], lambda-returns [N, H]) on a trajectory [N, H + 1] (reward on arrival,
-        continue probability)."""
+        """(loss, values [N, H + 1], returns [N, H]) on a trajectory [N, H + 1] (reward on arrival, continue
+        probability): lambda-returns, or with ``best`` the best of the 1- to ``best``-step returns, bootstrapped
+        from the slow copy (``best_returns``)."""
         c = self.config
         feat = feat.detach()
         logits = self.critic(feat)
         value, returns, weight = critic_targets(logits, self.bins, reward, cont, c.discount, c.lam)
         with torch.no_grad():
-            slow = self.value(feat[:, :-1], slow=True)
+            slow = self.value(feat if best else feat[:, :-1], slow=True)
+            if best:
+                returns, slow = best_returns(reward, slow, cont, c.discount, best), slow[:, :-1]
         return critic_nll(logits, self.bins, returns, weight, slow, c.slow_reg), value, returns
 
     def update(self, feat: torch.Tensor, reward: torch.Tensor, cont: torch.Tensor,
-               replayed: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None, replay_weight: float = 0.0
-               ) -> dict[str, torch.Tensor]:
+               replayed: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None, replay_weight: float = 0.0,
+               replay_best: int = 0) -> dict[str, torch.Tensor]:
         """One Adam step on a trajectory [N, H + 1] (reward on arrival, continue probability), and with
-        ``replay_weight`` on ``replayed`` sequences too (features, rewards, continuation [B, T]), then the slow
-        copy's EMA step."""
+        ``replay_weight`` on ``replayed`` sequences too (features, rewards, continuation [B, T]; their targets the
+        best of the 1- to ``replay_best``-step returns where that is set), then the slow copy's EMA step."""
         c = self.config
         loss, value, returns = self.loss(feat, reward, cont)
         self.retnorm.update(returns)
         metrics: dict[str, torch.Tensor] = {}
         if replayed is not None and replay_weight:
-            replay_loss, _, replay_returns = self.loss(*replayed)
+            replay_loss, _, replay_returns = self.loss(*replayed, best=replay_best)
             loss = loss + replay_weight * replay_loss
             metrics = {"replay_loss": replay_loss.detach(), "replay_return": replay_returns.mean()}
         self.optimizer.zero_grad(set_to_none=True)

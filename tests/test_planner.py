@@ -1,5 +1,7 @@
 """The sub-goal planner: its search, its temporal distance, goal scores, options held for K steps, landmarks."""
 
+import math
+
 import pytest
 import torch
 
@@ -12,6 +14,7 @@ from agents.planning import (
     Landmarks,
     TemporalDistance,
     ValueFunction,
+    best_returns,
     cem_search,
     discounted_reach,
     reach_scores,
@@ -225,6 +228,21 @@ def test_replayed_sequences_cut_at_episode_starts_and_teach_the_task_value_real_
     assert "task_value/replay_loss" in planner(replay_value=1.0).update(make_batch(SPEC, 2, 6))
     torch.testing.assert_close(value.value(torch.eye(5)[:4]), torch.tensor([0.125, 0.25, 0.5, 1.0]), atol=0.08,
                                rtol=0.0)
+
+
+def test_the_best_of_k_step_returns_value_the_best_state_reached_not_the_behaviours_return():
+    # the behaviour passes a state worth 4 (by the values bootstrapped from) and walks on to states worth 0
+    value, reward, cont = torch.tensor([[0.0, 0, 4, 0, 0]]), torch.zeros(1, 5), torch.ones(1, 5)
+    assert best_returns(reward, value, cont, 0.5, 4).tolist() == [[1.0, 2.0, 0.0, 0.0]]
+    assert best_returns(reward, value, cont, 0.5, 1).tolist() == [[0.0, 2.0, 0.0, 0.0]]  # one step: TD(0)
+    terminal = torch.tensor([[1.0, 1, 0, 1, 1]])  # the episode ends on arriving at the state worth 4: no bootstrap
+    assert best_returns(reward, value, terminal, 0.5, 4).tolist() == [[0.0, 0.0, 0.0, 0.0]]
+    paid = torch.tensor([[0.0, 0, 1, -1, 3]])  # rewards on arrival: the best horizon from state 0 takes all three
+    assert best_returns(paid, torch.zeros(1, 5), cont, 0.5, 4).tolist() == [[0.625, 1.25, 0.5, 3.0]]
+    agent = planner(replay_value=1.0, replay_best=4)
+    assert math.isfinite(agent.update(make_batch(SPEC, 2, 6))["task_value/replay_return"])
+    with pytest.raises(ValueError, match="planner replay_best must be at least 0"):
+        PlannerConfig(replay_best=-1)
 
 
 def test_landmarks_fill_then_refresh_a_few_at_a_time():
