@@ -105,3 +105,13 @@ def band_panels(panels: dict[str, dict[str, tuple[Any, Any]]], path: Path, ylabe
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return path
+
+
+def mean_std(values: list[float | None]) -> str:
+    """Mean ± standard deviation over seeds (ddof=1) of the known values; one value alone; "-" for none."""
+    import numpy as np
+
+    known = [v for v in values if v is not None]
+    if not known:
+        return "-"
+    return f"{np.mean(known):.2f} ± {np.std(known, ddof=1):.2f}" if len(known) > 1 else f"{known[0]:.2f}"

@@ -29,7 +29,8 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks.common import RESULTS, machine
+from benchmarks.common import RESULTS, machine, mean_std
+from forethought.stats import final_return
 
 FOLDER = RESULTS / "hierarchy_vs_flat"
 ROOT = Path(__file__).resolve().parent.parent
@@ -192,31 +193,19 @@ def run(task: str, agent: str, seed: int, steps: int, work: Path) -> Path:
 
 
 def load_runs(folder: Path = FOLDER) -> list[dict[str, Any]]:
-    """Every stored run."""
-    return [json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))]
-
-
-def final_return(curve: list[list[float]], steps: int, tail: float = 0.1) -> float:
-    """Mean of the curve's points in the last ``tail`` of the budget (the return of recent episodes)."""
-    if not curve:
-        return float("nan")
-    points = [r for s, r in curve if s >= (1 - tail) * steps] or [curve[-1][1]]
-    return float(np.mean(points))
-
-
-def _mean_std(values: list[float]) -> str:
-    """Mean ± standard deviation over seeds (ddof=1; one seed: the value alone)."""
-    return f"{np.mean(values):.2f} ± {np.std(values, ddof=1):.2f}" if len(values) > 1 else f"{values[0]:.2f}"
+    """Every stored run (``<task>-<agent>-seed<S>.json``; not the summary beside them)."""
+    return [json.loads(p.read_text()) for p in sorted(folder.glob("*-seed*.json"))]
 
 
 def summary(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """One row per task and agent, every seed listed: the final return (``final_return``: the mean return of the
-    episodes that ended in the last tenth of the budget) and the final greedy evaluation (``final_greedy``)."""
+    last 100 episodes at the end, ``forethought.stats.final_return``) and the final greedy evaluation
+    (``final_greedy``)."""
     cells: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for r in sorted(runs, key=lambda r: (r["task"], r["agent"], r["seed"])):
         cells.setdefault((r["task"], r["agent"]), []).append(r)
     return [{"task": task, "agent": agent, "seeds": [r["seed"] for r in group], "budget": group[0]["steps"],
-             "final_return": [final_return(r["curve"], r["steps"]) for r in group],
+             "final_return": [final_return(r["curve"]) for r in group],
              "final_greedy": [r["eval_return"] for r in group], "wall_s": [r["wall_s"] for r in group]}
             for (task, agent), group in sorted(cells.items())]
 
@@ -228,8 +217,8 @@ def table(rows: list[dict[str, Any]]) -> str:
              "|---|---|---|---|---|---|---|---|---|"]
     for row in rows:
         lines.append(f"| {row['task']} | {row['agent']} | {','.join(map(str, row['seeds']))} | {row['budget']:,} | "
-                     f"{_mean_std(row['final_return'])} | {', '.join(f'{v:.2f}' for v in row['final_return'])} | "
-                     f"{_mean_std(row['final_greedy'])} | {', '.join(f'{v:.2f}' for v in row['final_greedy'])} | "
+                     f"{mean_std(row['final_return'])} | {', '.join(f'{v:.2f}' for v in row['final_return'])} | "
+                     f"{mean_std(row['final_greedy'])} | {', '.join(f'{v:.2f}' for v in row['final_greedy'])} | "
                      f"{np.mean(row['wall_s']) / 60:.1f} |")
     return "\n".join(lines)
 

@@ -33,7 +33,8 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks.common import RESULTS, band_panels, machine, write_results
+from benchmarks.common import RESULTS, band_panels, machine, mean_std, write_results
+from forethought.stats import final_return
 
 ROOT = Path(__file__).resolve().parent.parent
 AGENTS = ("flat", "ppo")
@@ -109,11 +110,6 @@ def final_greedy(record: dict[str, Any]) -> float | None:
     return float(record["greedy"][-1][1]) if record["greedy"] else None
 
 
-def final_exploring(record: dict[str, Any]) -> float | None:
-    """The exploring return of the last training record (for PPO, RLlib's mean over recent episodes)."""
-    return float(record["curve"][-1][1]) if record["curve"] else None
-
-
 def summary(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """One row per task and agent: every seed's steps to threshold and final greedy return."""
     cells: dict[tuple[str, str], list[dict[str, Any]]] = {}
@@ -126,16 +122,9 @@ def summary(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
                      "threshold": group[0]["threshold"], "steps_to_threshold": [s for s, _ in reached],
                      "seconds_to_threshold": [w for _, w in reached],
                      "final_greedy": [final_greedy(r) for r in group],
-                     "final_exploring": [final_exploring(r) for r in group],
+                     "final_exploring": [final_return(r["curve"]) for r in group],
                      "wall_s": [r["wall_s"] for r in group]})
     return rows
-
-
-def _mean_std(values: list[float | None]) -> str:
-    known = [v for v in values if v is not None]
-    if not known:
-        return "-"
-    return f"{np.mean(known):.2f} ± {np.std(known, ddof=1):.2f}" if len(known) > 1 else f"{known[0]:.2f}"
 
 
 def table(rows: list[dict[str, Any]]) -> str:
@@ -149,7 +138,7 @@ def table(rows: list[dict[str, Any]]) -> str:
         threshold = "-" if row["threshold"] is None else f"{row['threshold']:g}"
         lines.append(f"| {row['task']} | {row['agent']} | {','.join(map(str, row['seeds']))} | {row['budget']:,} | "
                      f"{threshold} | {steps if row['threshold'] is not None else '-'} | {walls} | "
-                     f"{_mean_std(row['final_greedy'])} | {per_seed} | {_mean_std(row['final_exploring'])} | "
+                     f"{mean_std(row['final_greedy'])} | {per_seed} | {mean_std(row['final_exploring'])} | "
                      f"{np.mean(row['wall_s']) / 60:.1f} |")
     return "\n".join(lines)
 

@@ -25,3 +25,10 @@ def summarize(values: Sequence[float], confidence: float = 0.95) -> dict[str, fl
         half = float(stats.t.ppf(0.5 + confidence / 2, df=x.size - 1)) * std / math.sqrt(x.size)
         low, high = mean - half, mean + half
     return {"mean": mean, "std": std, "ci_low": low, "ci_high": high, "min": float(x.min()), "max": float(x.max())}
+
+
+def final_return(curve: Sequence[Sequence[float]]) -> float | None:
+    """A run's final return, the one measure every table and test uses: the exploring return of its last
+    record, i.e. the mean return of its last (up to) 100 finished episodes. ``curve`` holds [env step, that
+    mean] pairs in order; None when no episode has ended."""
+    return float(curve[-1][1]) if len(curve) else None

@@ -2,7 +2,8 @@
 
 import numpy as np
 
-from benchmarks.hierarchy_vs_flat import final_return, load_runs, plot, summary, table
+from benchmarks.hierarchy_vs_flat import load_runs, plot, summary, table
+from forethought.stats import final_return
 
 
 def fake_run(task, agent, seed, level, steps=1000):
@@ -11,10 +12,11 @@ def fake_run(task, agent, seed, level, steps=1000):
             "wall_s": 120.0}
 
 
-def test_final_return_averages_the_last_tenth_of_the_budget():
-    assert final_return([[100, 0.0], [900, 0.5], [1000, 1.0]], 1000) == 0.75
-    assert final_return([[100, 0.2]], 1000) == 0.2  # nothing late: the last point
-    assert np.isnan(final_return([], 1000))
+def test_final_return_is_the_last_recorded_mean_of_recent_episodes():
+    # every table (this one, sample_efficiency's, sweeps') and the learning tests use this one measure
+    assert final_return([[100, 0.0], [900, 0.5], [1000, 1.0]]) == 1.0
+    assert final_return([[100, 0.2]]) == 0.2
+    assert final_return([]) is None  # no episode has ended
 
 
 def test_table_and_figure_summarise_seeds(tmp_path):
@@ -23,15 +25,16 @@ def test_table_and_figure_summarise_seeds(tmp_path):
     runs[1]["eval_return"] = 0.7
     rows = summary(runs)
     assert rows[1] == {"task": "keydoor_vector", "agent": "flat", "seeds": [0, 1], "budget": 1000,
-                       "final_return": [0.475, 0.475], "final_greedy": [0.5, 0.7], "wall_s": [120.0, 120.0]}
+                       "final_return": [0.5, 0.5], "final_greedy": [0.5, 0.7], "wall_s": [120.0, 120.0]}
     text = table(rows)
-    assert "| keydoor_vector | flat | 0,1 | 1,000 | 0.47 ± 0.00 | 0.47, 0.47 | 0.60 ± 0.14 | 0.50, 0.70 | 2.0 |" in text
-    assert "| keydoor_vector | director | 0 | 1,000 | 0.95 | 0.95 | 1.00 | 1.00 | 2.0 |" in text  # one seed: no spread
+    assert "| keydoor_vector | flat | 0,1 | 1,000 | 0.50 ± 0.00 | 0.50, 0.50 | 0.60 ± 0.14 | 0.50, 0.70 | 2.0 |" in text
+    assert "| keydoor_vector | director | 0 | 1,000 | 1.00 | 1.00 | 1.00 | 1.00 | 2.0 |" in text  # one seed: no spread
     assert "| minigrid | ppo |" in text
     path = plot(runs, tmp_path / "curves.png")
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     (tmp_path / "runs").mkdir()
-    (tmp_path / "runs" / "a.json").write_text(__import__("json").dumps(runs[0]))
+    (tmp_path / "runs" / "keydoor_vector-flat-seed0.json").write_text(__import__("json").dumps(runs[0]))
+    (tmp_path / "runs" / "summary.json").write_text(__import__("json").dumps(rows))  # written beside the runs
     assert load_runs(tmp_path / "runs") == [runs[0]]
 
 
