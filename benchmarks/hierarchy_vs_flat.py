@@ -210,6 +210,10 @@ def summary(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
             for (task, agent), group in sorted(cells.items())]
 
 
+def _per_seed(values: list[float | None]) -> str:
+    return ", ".join("-" if v is None else f"{v:.2f}" for v in values)
+
+
 def table(rows: list[dict[str, Any]]) -> str:
     """A markdown table of ``summary``'s rows: final return and greedy evaluation, mean ± std and per seed."""
     lines = ["| task | agent | seeds | env steps | final return (mean ± std) | per seed | greedy eval (mean ± std) "
@@ -217,8 +221,8 @@ def table(rows: list[dict[str, Any]]) -> str:
              "|---|---|---|---|---|---|---|---|---|"]
     for row in rows:
         lines.append(f"| {row['task']} | {row['agent']} | {','.join(map(str, row['seeds']))} | {row['budget']:,} | "
-                     f"{mean_std(row['final_return'])} | {', '.join(f'{v:.2f}' for v in row['final_return'])} | "
-                     f"{mean_std(row['final_greedy'])} | {', '.join(f'{v:.2f}' for v in row['final_greedy'])} | "
+                     f"{mean_std(row['final_return'])} | {_per_seed(row['final_return'])} | "
+                     f"{mean_std(row['final_greedy'])} | {_per_seed(row['final_greedy'])} | "
                      f"{np.mean(row['wall_s']) / 60:.1f} |")
     return "\n".join(lines)
 

@@ -30,6 +30,8 @@ def test_table_and_figure_summarise_seeds(tmp_path):
     assert "| keydoor_vector | flat | 0,1 | 1,000 | 0.50 ± 0.00 | 0.50, 0.50 | 0.60 ± 0.14 | 0.50, 0.70 | 2.0 |" in text
     assert "| keydoor_vector | director | 0 | 1,000 | 1.00 | 1.00 | 1.00 | 1.00 | 2.0 |" in text  # one seed: no spread
     assert "| minigrid | ppo |" in text
+    silent = {**fake_run("pinpad4_vector", "ppo", 0, 0.0), "curve": []}  # no episode ended within the budget
+    assert "| pinpad4_vector | ppo | 0 | 1,000 | - | - | 0.00 | 0.00 | 2.0 |" in table(summary([silent]))
     path = plot(runs, tmp_path / "curves.png")
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     (tmp_path / "runs").mkdir()
