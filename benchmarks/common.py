@@ -7,12 +7,15 @@ import os
 import platform
 import re
 import statistics
+import subprocess
 import sys
+import time
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 RESULTS = Path(__file__).resolve().parent / "results"
+ROOT = RESULTS.parent.parent
 
 
 def machine() -> dict[str, Any]:
@@ -115,3 +118,21 @@ def mean_std(values: list[float | None]) -> str:
     if not known:
         return "-"
     return f"{np.mean(known):.2f} ± {np.std(known, ddof=1):.2f}" if len(known) > 1 else f"{known[0]:.2f}"
+
+
+def train_run(presets: list[str], run_dir: Path, seed: int, overrides: list[str]) -> dict[str, Any]:
+    """``forethought train -c PRESETS`` into ``run_dir`` (a subprocess, W&B off, no progress bar), as the
+    benchmarks that compare agents run it. Returns the run's ``records`` (metrics.jsonl), its exploring
+    ``curve`` ([env step, mean return of the last 100 episodes]), its greedy evaluations ``greedy`` ([env step,
+    return, the run's own clock]), ``wall_s`` and the ``command``; a failed run raises with its stderr's end."""
+    command = [str(Path(sys.executable).parent / "forethought"), "train", "-c", *presets, f"run.dir={run_dir}",
+               f"run.seed={seed}", "run.wandb=disabled", *overrides, "--quiet"]
+    begin = time.perf_counter()
+    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True,
+                            env={**os.environ, "RAY_AUTH_MODE": "disabled"})
+    if result.returncode != 0:
+        raise RuntimeError(f"{' '.join(command)} failed:\n{result.stderr[-3000:]}")
+    records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    return {"records": records, "wall_s": time.perf_counter() - begin, "command": " ".join(command[1:]),
+            "curve": [[r["step"], r["episode/return"]] for r in records if r.get("episode/return") is not None],
+            "greedy": [[r["step"], r["eval/return"], r["time_s"]] for r in records if r.get("eval/return") is not None]}

@@ -21,19 +21,16 @@ import argparse
 import json
 import os
 import shutil
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from benchmarks.common import RESULTS, machine, mean_std
+from benchmarks.common import RESULTS, ROOT, machine, mean_std, train_run
 from forethought.stats import final_return
 
 FOLDER = RESULTS / "hierarchy_vs_flat"
-ROOT = Path(__file__).resolve().parent.parent
 AGENTS = ("flat", "director", "planner", "ppo")
 #: task -> (preset, default env-step budget): the first five fit in 30 minutes on 2 CPU cores for every agent; the
 #: long-horizon tasks (key chains, Pin Pad with 4 and 5 pads) take their presets' budgets
@@ -54,18 +51,9 @@ DEFAULT_TASKS = ("keydoor_vector", "pinpad_vector", "minigrid")
 def run_forethought(task: str, agent: str, seed: int, steps: int, run_dir: Path) -> dict[str, Any]:
     """Train the flat or hierarchical agent with ``forethought train``; return its curve and evaluation."""
     preset = TASKS[task][0] + {"director": "_director", "planner": "_planner"}.get(agent, "")
-    command = [str(Path(sys.executable).parent / "forethought"), "train", "-c", preset, f"run.dir={run_dir}",
-               f"run.seed={seed}", "run.wandb=disabled", "--steps", str(steps), "--quiet"]
-    start = time.perf_counter()
-    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True,
-                            env={**os.environ, "RAY_AUTH_MODE": "disabled"})
-    if result.returncode != 0:
-        raise RuntimeError(f"{' '.join(command)} failed:\n{result.stderr[-3000:]}")
-    records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
-    curve = [[r["step"], r["episode/return"]] for r in records if r.get("episode/return") is not None]
+    out = train_run([preset], run_dir, seed, ["--steps", str(steps)])
     evaluation = json.loads((run_dir / "eval.json").read_text())["return"]["mean"]
-    return {"curve": curve, "eval_return": evaluation, "wall_s": time.perf_counter() - start,
-            "command": " ".join(command[1:])}
+    return {"curve": out["curve"], "eval_return": evaluation, "wall_s": out["wall_s"], "command": out["command"]}
 
 
 def ppo_observation(env: Any) -> Any:

@@ -22,21 +22,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
-import subprocess
-import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from benchmarks.common import RESULTS, band_panels, machine, mean_std, write_results
+from benchmarks.common import RESULTS, ROOT, band_panels, machine, mean_std, train_run, write_results
 from forethought.stats import final_return
 
-ROOT = Path(__file__).resolve().parent.parent
 AGENTS = ("flat", "ppo")
 
 
@@ -63,18 +58,9 @@ TASKS: dict[str, Task] = {
 def run_flat(task: Task, seed: int, run_dir: Path, quick: bool) -> dict[str, Any]:
     """``forethought train`` of the task's preset; its greedy and exploring curves from metrics.jsonl."""
     presets = [task.preset, "debug"] if quick else [task.preset]
-    command = [str(Path(sys.executable).parent / "forethought"), "train", "-c", *presets, f"run.dir={run_dir}",
-               f"run.seed={seed}", "run.wandb=disabled", f"train.steps={task.budget}",
-               f"train.eval_every={task.eval_every}", f"train.eval_episodes={task.episodes}", "--quiet"]
-    begin = time.perf_counter()
-    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True,
-                            env={**os.environ, "RAY_AUTH_MODE": "disabled"})
-    if result.returncode != 0:
-        raise RuntimeError(f"{' '.join(command)} failed:\n{result.stderr[-3000:]}")
-    records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
-    return {"greedy": [[r["step"], r["eval/return"], r["time_s"]] for r in records if r.get("eval/return") is not None],
-            "curve": [[r["step"], r["episode/return"]] for r in records if r.get("episode/return") is not None],
-            "wall_s": time.perf_counter() - begin, "command": " ".join(command[1:])}
+    out = train_run(presets, run_dir, seed, [f"train.steps={task.budget}", f"train.eval_every={task.eval_every}",
+                                             f"train.eval_episodes={task.episodes}"])
+    return {key: out[key] for key in ("greedy", "curve", "wall_s", "command")}
 
 
 def run(name: str, agent: str, seed: int, work: Path, folder: Path, quick: bool) -> Path:
