@@ -76,7 +76,13 @@ class WorldModelAgent(nn.Module):
         start.update(self.start_context(post, batch))
         terminal = batch["is_terminal"].float().flatten()
         starts = self.imagination_starts
-        if 0 < starts < len(terminal):  # fewer starts: cheaper updates on small machines
+        if "no_start" in batch:  # replay drew these sequences around rewards for the world model only
+            allowed = torch.nonzero(~batch["no_start"].bool().flatten()).squeeze(1)
+            if len(allowed):
+                if 0 < starts < len(allowed):
+                    allowed = allowed[torch.randperm(len(allowed), device=allowed.device)[:starts]]
+                start, terminal = {k: v[allowed] for k, v in start.items()}, terminal[allowed]
+        elif 0 < starts < len(terminal):  # fewer starts: cheaper updates on small machines
             pick = torch.randperm(len(terminal), device=terminal.device)[:starts]
             start, terminal = {k: v[pick] for k, v in start.items()}, terminal[pick]
         learned = self.learn_in_imagination(start, terminal, post, batch)

@@ -85,8 +85,7 @@ class AgentConfig(Section):
     world_model: dict[str, Any] = {}
     """Overrides of world-model fields, e.g. {units: 128, lr: 3e-4} (see world_models.WorldModelConfig)."""
     actor_critic: dict[str, Any] = {}
-    """Overrides of actor-critic fields for every actor-critic (flat, manager, worker), e.g. {entropy: 1e-3}
-    (see agents.ActorCriticConfig)."""
+    """Overrides of every actor-critic's fields (flat, manager, worker), e.g. {entropy: 1e-3} (ActorCriticConfig)."""
     manager: dict[str, Any] = {}
     """director: overrides of the manager's actor-critic, on top of actor_critic (its discount is per K steps);
     planner: of the task value's critic."""
@@ -124,9 +123,10 @@ class TrainConfig(Section):
     recent_window: PositiveInt = 10_000
     """How many of the newest steps (in all) count as recent for recent_fraction."""
     reward_fraction: float = Field(0.0, ge=0, le=1)
-    """Share of replayed sequences drawn to hold a step with a non-zero reward (a uniformly chosen one, anywhere in
-    the sequence) while replay has any: more examples of sparse rewards for the reward head and the critics. 0
-    samples uniformly (replay/rewarded_windows reports the share that held a reward)."""
+    """Share of replayed sequences drawn to hold a step with a non-zero reward (anywhere in the sequence) while
+    replay has any, for the reward head and critics; 0 samples uniformly (see replay/rewarded_windows)."""
+    reward_starts: bool = True
+    """False starts no imagination in the sequences reward_fraction drew: they then teach only the world model."""
     prefill: int = Field(1000, ge=0)
     """Env steps of random actions before training starts."""
     rollout_length: PositiveInt = 64

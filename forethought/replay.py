@@ -26,7 +26,8 @@ class Replay:
     """A ring buffer of ``capacity`` steps split over ``lanes`` lanes."""
 
     def __init__(self, spec: Mapping[str, tuple[tuple[int, ...], Any]], capacity: int, lanes: int,
-                 recent_fraction: float = 0.0, recent_window: int = 0, seed: int = 0, reward_fraction: float = 0.0):
+                 recent_fraction: float = 0.0, recent_window: int = 0, seed: int = 0, reward_fraction: float = 0.0,
+                 reward_starts: bool = True):
         """
         Args:
             spec: key -> (shape, dtype) of each step's entries, e.g. {'image': ((64, 64, 3), np.uint8)}.
@@ -35,13 +36,15 @@ class Replay:
             recent_fraction: share of windows drawn from each lane's newest ``recent_window`` steps.
             reward_fraction: share of windows drawn around a step with a non-zero reward (one of them, uniformly,
                 at a uniform place in the window), while replay holds any; the rest as above.
+            reward_starts: False adds ``no_start`` [B, T] to each sample, True on the windows drawn around a
+                reward, so that the agent starts no imagination there (same draws either way).
         """
         if capacity < lanes or lanes < 1:
             raise ValueError(f"replay capacity ({capacity}) must be at least the number of lanes ({lanes}) >= 1")
         for name, share in (("recent_fraction", recent_fraction), ("reward_fraction", reward_fraction)):
             if not 0.0 <= share <= 1.0:
                 raise ValueError(f"{name} must be in [0, 1], got {share}")
-        self.reward_fraction = reward_fraction
+        self.reward_fraction, self.reward_starts = reward_fraction, reward_starts
         self.spec = {k: (tuple(shape), np.dtype(dtype)) for k, (shape, dtype) in spec.items()}
         for key in ("action", "reward", "is_first", "is_terminal"):
             if key not in self.spec:
@@ -117,14 +120,17 @@ class Replay:
             span = np.minimum(windows[lanes], max(self.recent_window - length + 1, 1))
             newest = windows[lanes] - 1 - np.floor(self.rng.random(batch) * span).astype(np.int64)
             offsets = np.where(recent, newest, offsets)
+        drawn = np.zeros(batch, bool)
         if self.reward_fraction:
-            lanes, offsets = self._around_rewards(lanes, offsets, windows, length)
+            lanes, offsets, drawn = self._around_rewards(lanes, offsets, windows, length)
         oldest = (self.cursor[lanes] - self.filled[lanes]) % self.lane_size
         index = (oldest[:, None] + offsets[:, None] + np.arange(length)) % self.lane_size
         out = {k: v[lanes[:, None], index] for k, v in self.data.items()}
         # a window's first step starts the world model's context, wherever it lies in an episode
         out["is_first"] = out["is_first"].copy()
         out["is_first"][:, 0] = True
+        if not self.reward_starts:
+            out["no_start"] = np.repeat(drawn[:, None], length, 1)
         return out
 
     def rewarded(self) -> tuple[np.ndarray, np.ndarray]:
@@ -135,20 +141,21 @@ class Replay:
         return lane[keep], position[keep]
 
     def _around_rewards(self, lanes: np.ndarray, offsets: np.ndarray, windows: np.ndarray, length: int
-                        ) -> tuple[np.ndarray, np.ndarray]:
-        """Replace ``reward_fraction`` of the windows by windows holding a rewarded step, where replay has one."""
+                        ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Replace ``reward_fraction`` of the windows by windows holding a rewarded step, where replay has one;
+        also return which windows were replaced."""
         lane, position = self.rewarded()
         picked = self.rng.random(len(lanes)) < self.reward_fraction
         usable = windows[lane] > 0
         if not usable.any() or not picked.any():
-            return lanes, offsets
+            return lanes, offsets, np.zeros(len(lanes), bool)
         lane, position = lane[usable], position[usable]
         chosen = self.rng.integers(0, len(lane), int(picked.sum()))
         start = position[chosen] - self.rng.integers(0, length, len(chosen))  # the step anywhere in the window
         lanes, offsets = lanes.copy(), offsets.copy()
         lanes[picked] = lane[chosen]
         offsets[picked] = np.clip(start, 0, windows[lane[chosen]] - 1)
-        return lanes, offsets
+        return lanes, offsets, picked
 
     # --- persistence ------------------------------------------------------------------------
     def save(self, path: str | os.PathLike[str]) -> None:

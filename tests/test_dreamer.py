@@ -117,3 +117,25 @@ def test_dynamics_gradients_reach_the_actor_and_leave_the_world_model_and_critic
     # the world model and the critic are trainable again afterwards
     assert all(p.requires_grad for p in [*a.world_model.parameters(), *a.actor_critic.critic.parameters()])
     assert torch.isfinite(torch.stack(list(metrics.values()))).all()
+
+
+def test_no_start_keeps_imagination_out_of_the_marked_sequences():
+    a = agent(ActionSpec.discrete(3))
+    batch = make_batch(ActionSpec.discrete(3), batch=3, steps=6)
+    batch["no_start"] = torch.zeros(3, 6, dtype=torch.bool)
+    batch["no_start"][1] = True  # the sequence drawn around a reward: the world model only
+    seen = {}
+    learn = a.learn_in_imagination
+
+    def spy(start, terminal, post, batch):
+        seen["start"], seen["post"] = start["logits"], post["logits"]  # logits: the observation's own
+        return learn(start, terminal, post, batch)
+
+    a.learn_in_imagination = spy
+    a.imagination_starts = 8
+    a.update(batch)
+    post = seen["post"].detach()
+    assert seen["start"].shape[0] == 8  # the subset is drawn among the 12 allowed states
+    allowed = torch.cat([post[0], post[2]])
+    for row in seen["start"]:
+        assert (row == allowed).all(-1).any() and not (row == post[1]).all(-1).any()

@@ -137,3 +137,21 @@ def test_reward_fraction_draws_windows_that_hold_a_rewarded_step():
     assert (plain.sample(32, 16)["vector"] == none.sample(32, 16)["vector"]).all()
     with pytest.raises(ValueError, match="reward_fraction must be in"):
         Replay(SPEC, capacity=600, lanes=2, reward_fraction=1.5)
+
+
+def test_reward_starts_false_marks_the_windows_drawn_around_rewards():
+    def filled(**kwargs: object) -> Replay:
+        replay = Replay(SPEC, capacity=600, lanes=2, seed=4, reward_fraction=0.5, **kwargs)
+        replay.add("a", sparse_chunk(0, 300, {150}), done=False)
+        replay.add("b", sparse_chunk(0, 300, set()), done=False)
+        return replay
+
+    marked, plain = filled(reward_starts=False), filled()
+    batch, same = marked.sample(400, 16), plain.sample(400, 16)
+    assert "no_start" not in same and (batch["vector"] == same["vector"]).all()  # the same draws either way
+    no_start = batch["no_start"]
+    assert no_start.shape == (400, 16) and (no_start == no_start[:, :1]).all()  # whole windows
+    holds = batch["reward"].sum(axis=1) > 0
+    assert holds[no_start[:, 0]].all()  # every marked window was drawn around the reward
+    assert 0.4 < no_start[:, 0].mean() < 0.6
+    assert (~no_start[:, 0] & ~holds).any()  # the uniform ones stay as starts

@@ -77,7 +77,7 @@ class AgentLearner(TorchLearner):
     def _update(self, batch: dict[str, Any], **kwargs: Any) -> tuple[Any, Any, Any]:
         module = self.module[DEFAULT_MODULE_ID].unwrapped()
         data = batch[DEFAULT_MODULE_ID]
-        keys = [*module.agent.world_model.keys, *BATCH_KEYS]
+        keys = [*module.agent.world_model.keys, *BATCH_KEYS, *(k for k in ("no_start",) if k in data)]
         threads = torch.get_num_threads()
         begin = time.perf_counter()
         metrics = module.agent.update({k: torch.as_tensor(data[k], device=self._device) for k in keys})
