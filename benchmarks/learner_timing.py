@@ -144,8 +144,10 @@ def worktree(rev: str) -> Path:
 
 
 def run_presets(presets: list[str], baseline: str | None, compiled: bool, threads: int, repeats: int, updates: int,
-                quick: bool) -> None:
-    """Time each preset eager (and compiled) here, and eager at ``baseline``, alternating; print and write JSON."""
+                quick: bool, variants: list[tuple[str, str]] | None = None) -> None:
+    """Time each preset eager (and compiled) here, and eager at ``baseline``, alternating; print and write JSON.
+    ``variants`` (name, space-separated overrides) add sides of this checkout with those overrides on the preset
+    (compiled with ``compiled``), e.g. a smaller model; their results go to ``update_speed_variants``."""
     from benchmarks.common import print_table, spread, write_results
 
     trees = {"here": ROOT, **({f"baseline {baseline}": worktree(baseline)} if baseline else {})}
@@ -156,6 +158,8 @@ def run_presets(presets: list[str], baseline: str | None, compiled: bool, thread
         settings[0] = ("here eager", *settings[0][1:])
         if compiled:
             settings.insert(1, ("here compiled", ROOT, ["train.compile=true"]))
+        settings += [(f"here {name}", ROOT, [f"train.compile={str(compiled).lower()}", *extra.split()])
+                     for name, extra in variants or []]
         stack = f"{preset},debug" if quick else preset  # --quick: the debug sizes, a smoke test of the machinery
         sides = {name: Side(tree, stack, over, threads) for name, tree, over in settings}
         rates: dict[str, list[float]] = {name: [] for name in sides}
@@ -182,8 +186,10 @@ def run_presets(presets: list[str], baseline: str | None, compiled: bool, thread
     print_table(table, ["preset", "side", "params", "updates/s", "range", "first update s", "over baseline"])
     print(f"\n{threads} torch thread(s), {repeats} repeats x {updates} updates per side, sides alternating; "
           "excluded: Ray start, algorithm build and the first update (compile time, shown)")
-    path = write_results("update_speed_presets-quick" if quick else "update_speed_presets", rows, {
-        "baseline": baseline, "threads": threads, "repeats": repeats, "updates_per_repeat": updates,
+    name = "update_speed_variants" if variants else "update_speed_presets"
+    path = write_results(f"{name}-quick" if quick else name, rows, {
+        "baseline": baseline, "variants": dict(variants or []), "threads": threads, "repeats": repeats,
+        "updates_per_repeat": updates,
         "path": "learner_group.update on a fixed batch of random-action env steps, no env runners",
         "excluded": "Ray start, algorithm build, the first update (compile time, in first_update_s)"})
     print(f"wrote {path}")

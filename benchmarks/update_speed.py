@@ -26,6 +26,7 @@ the sides alternate, their order flipping every repeat, each repeat timing ``--u
     python -m benchmarks.update_speed --quick             # XXS, 2 repeats of 1 update
     python -m benchmarks.update_speed --size S --device cuda --threads 4 --compiled
     python -m benchmarks.update_speed --presets keydoor_vector cartpole --baseline 1404872 --compiled
+    python -m benchmarks.update_speed --presets keydoor_vector --compiled --variant deter128 agent.world_model.deter=128
 """
 
 from __future__ import annotations
@@ -183,12 +184,19 @@ def main() -> None:
     parser.add_argument("--baseline", metavar="REV", help="with --presets: also time commit REV (a git worktree)")
     parser.add_argument("--compiled", action="store_true", help="also time our sides compiled (with --presets: "
                         "train.compile=true)")
+    parser.add_argument("--variant", nargs=2, action="append", default=[], metavar=("NAME", "OVERRIDES"),
+                        help="with --presets: also time this checkout with these space-separated overrides on the "
+                             "preset, e.g. --variant deter128 'agent.world_model.deter=128' (repeatable; results in "
+                             "update_speed_variants-*.json)")
     args = parser.parse_args()
+    if args.variant and not args.presets:
+        parser.error("--variant needs --presets (it changes a preset)")
     if args.presets:
         from benchmarks.learner_timing import run_presets
 
         run_presets(args.presets, args.baseline, args.compiled, args.threads or 1, args.repeats or (2 if args.quick
-                    else 5), args.updates or (2 if args.quick else 5), args.quick)
+                    else 5), args.updates or (2 if args.quick else 5), args.quick,
+                    [(name, extra) for name, extra in args.variant])
         return
 
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
