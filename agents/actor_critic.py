@@ -80,6 +80,9 @@ class ActorCriticConfig:
         if not 0.0 <= self.entropy_target < 1.0 or not 0.0 < self.entropy_rate < 1.0:
             raise ValueError(f"entropy_target must be a fraction from 0 to below 1 and entropy_rate one above 0 and "
                              f"below 1, got {self.entropy_target} and {self.entropy_rate}")
+        if self.units < 1 or self.layers < 0 or self.bins < 2:
+            raise ValueError(f"actor-critic units must be at least 1, layers at least 0 and bins at least 2, got "
+                             f"units={self.units}, layers={self.layers}, bins={self.bins}")
 
     def dynamics_for(self, spec: ActionSpec) -> bool:
         """Whether an actor of this action spec learns by backpropagation through the dynamics."""

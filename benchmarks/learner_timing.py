@@ -17,6 +17,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -106,9 +107,12 @@ class Side:
 
     def __init__(self, tree: Path, preset: str, overrides: list[str], threads: int, seed: int = 0):
         env = {**os.environ, "PYTHONPATH": str(tree), "RAY_AUTH_MODE": "disabled", "OMP_NUM_THREADS": str(threads)}
+        # the worker's stderr (Ray's and RLlib's start-up notes) is kept off the console, and shown if it fails
+        self.stderr = tempfile.TemporaryFile("w+")
         self.process = subprocess.Popen(
             [sys.executable, str(Path(__file__).resolve()), "--worker", preset, str(threads), str(seed),
-             *overrides], cwd=tree, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+             *overrides], cwd=tree, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.stderr,
+            text=True)
         self.info = self._answer()
 
     def _answer(self) -> dict[str, Any]:
@@ -116,7 +120,10 @@ class Side:
         for line in self.process.stdout:
             if line.startswith("{"):
                 return json.loads(line)
-        raise RuntimeError(f"a learner-timing worker stopped (exit {self.process.wait()}); run it by hand: "
+        code = self.process.wait()
+        self.stderr.seek(0)
+        raise RuntimeError(f"a learner-timing worker stopped (exit {code}); its stderr ends:\n"
+                           f"{self.stderr.read()[-3000:]}\nrun it by hand: "
                            f"{' '.join(self.process.args)}")  # type: ignore[arg-type]
 
     def time(self, updates: int) -> float:
@@ -130,6 +137,7 @@ class Side:
         if self.process.stdin is not None:
             self.process.stdin.close()
         self.process.wait(timeout=120)
+        self.stderr.close()
 
 
 def worktree(rev: str) -> Path:

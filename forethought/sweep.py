@@ -126,8 +126,10 @@ class Progress(tune.Callback):
 
     def setup(self, stop: Any = None, num_samples: int | None = None, total_num_samples: int | None = None,
               **info: Any) -> None:
-        """Note a SIGINT (Tune's own handler, installed by now, ends the run and saves its state)."""
+        """Note a SIGINT (Tune's own handler, installed by now, ends the run and saves its state); start the bar
+        here, so that its clock (and the rate it shows) counts from the sweep's start, not its first result."""
         INTERRUPTED.clear()
+        self._bar()
         if threading.current_thread() is threading.main_thread():
             tune_handler = signal.getsignal(signal.SIGINT)
 

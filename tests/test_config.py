@@ -188,3 +188,13 @@ def test_the_planner_preset_builds_its_config_and_its_sections_are_checked():
         agent_config(load_config(["planner"], ["agent.planner.samples=many"]))
     with pytest.raises(ConfigError, match=r"elites \(8\) cannot exceed samples \(4\)"):
         agent_config(load_config(["planner"], ["agent.planner.samples=4"]))
+
+
+@pytest.mark.parametrize("override", ["agent.world_model.deter=-1", "agent.world_model.stoch=0",
+                                      "agent.actor_critic.units=0", "agent.world_model.blocks=3"])
+def test_bad_network_sizes_are_refused_in_one_sentence(override):
+    from forethought.loading import agent_config
+
+    config = load_config(["keydoor_vector"], [override])
+    with pytest.raises(ConfigError, match=r"bad agent override: .*(positive|at least|multiple)"):
+        agent_config(config)

@@ -48,6 +48,16 @@ class WorldModelConfig:
     grad_clip: float = 1000.0
     """Global gradient-norm clip."""
 
+    def __post_init__(self) -> None:
+        sizes = {name: getattr(self, name) for name in ("deter", "hidden", "stoch", "classes", "blocks", "units",
+                                                         "depth", "bins")}
+        bad = {name: value for name, value in sizes.items() if value < 1}
+        if bad or self.layers < 0:
+            raise ValueError(f"world-model sizes must be positive integers (layers may be 0), got "
+                             f"{bad or {'layers': self.layers}}")
+        if self.deter % self.blocks:
+            raise ValueError(f"deter ({self.deter}) must be a multiple of blocks ({self.blocks})")
+
     def replace(self, **changes: Any) -> WorldModelConfig:
         """A copy with some fields changed; unknown names raise a ValueError listing the valid ones."""
         names = {f.name for f in dataclasses.fields(self)}
