@@ -196,5 +196,5 @@ def test_bad_network_sizes_are_refused_in_one_sentence(override):
     from forethought.loading import agent_config
 
     config = load_config(["keydoor_vector"], [override])
-    with pytest.raises(ConfigError, match=r"bad agent override: .*(positive|at least|multiple)"):
+    with pytest.raises(ConfigError, match=r"bad agent override: .*(positive|at least|split evenly)"):
         agent_config(config)

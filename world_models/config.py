@@ -56,7 +56,8 @@ class WorldModelConfig:
             raise ValueError(f"world-model sizes must be positive integers (layers may be 0), got "
                              f"{bad or {'layers': self.layers}}")
         if self.deter % self.blocks:
-            raise ValueError(f"deter ({self.deter}) must be a multiple of blocks ({self.blocks})")
+            raise ValueError(f"the GRU state (deter={self.deter}) must split evenly into blocks, "
+                             f"got blocks={self.blocks}")
 
     def replace(self, **changes: Any) -> WorldModelConfig:
         """A copy with some fields changed; unknown names raise a ValueError listing the valid ones."""
