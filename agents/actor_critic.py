@@ -173,6 +173,8 @@ class ActorCritic(nn.Module):
             raise ValueError("reward streams need at least one stream and REINFORCE (actor_grad 'reinforce')")
         #: weight of each reward stream's advantage; one unnamed stream without ``streams``
         self.stream_weights = dict(streams) if streams else {"": 1.0}
+        #: the first stream's name (set here: torch.compile cannot trace ``next(iter(...))`` of a dict in the loss)
+        self.first_stream = next(iter(self.stream_weights))
         self.actor = nn.Sequential(MLP(feat_dim, c.units, c.layers), nn.Linear(c.units, spec.logits_dim))
         self.critic = critic_network(feat_dim, c)
         self.slow_critic = copy.deepcopy(self.critic).requires_grad_(False)
@@ -197,7 +199,7 @@ class ActorCritic(nn.Module):
 
     def critics(self) -> Critics:
         """(critic, slow critic, return scale) of every reward stream, the first stream's first."""
-        first = next(iter(self.stream_weights))
+        first = self.first_stream
         out: Critics = {first: (self.critic, self.slow_critic, self.retnorm)}
         for name, stream in self.streams.items():
             assert isinstance(stream, StreamCritic)
@@ -256,7 +258,7 @@ class ActorCritic(nn.Module):
             f"{[tuple(r.shape) for r in rewards.values()]}, cont {tuple(cont.shape)} must share [N, H + 1]")
         logits = self._by_stream(critic_logits, lambda name: critics[name][0](feat.detach()))
         target = self._by_stream(targets, lambda name: self.targets(logits[name], rewards[name], cont))
-        first = next(iter(critics))
+        first = self.first_stream
         value, _, weight = target[first]
         with torch.no_grad():
             scales = {name: critics[name][2].scale() for name in critics}

@@ -131,13 +131,15 @@ class WorldModelAgent(nn.Module):
             delattr(self.get_submodule(parent) if parent else self, leaf)
 
     def compile_networks(self, **options: Any) -> None:
-        """``torch.compile`` the world model's parts and every actor-critic's networks in place (weight names stay)."""
+        """``torch.compile`` the world model's training pass, every actor-critic's networks and its loss (a pure
+        function of the imagined trajectory) in place; weight names stay."""
         self.world_model.compile_parts(**options)
         for ac in self.actor_critics().values():
             ac.actor.compile(**options)
             for critic, slow_critic, _ in ac.critics().values():
                 critic.compile(**options)
                 slow_critic.compile(**options)
+            ac.loss = torch.compile(ac.loss, **options)  # type: ignore[method-assign]
 
     def optimizers(self) -> dict[str, tuple[torch.optim.Optimizer, list[nn.Parameter]]]:
         """Every optimiser with the parameters it steps, by name (RLlib registers and checkpoints them)."""
@@ -194,6 +196,11 @@ class DreamerAgent(WorldModelAgent):
 
     def actor_critics(self) -> dict[str, ActorCritic]:
         return {"actor_critic": self.actor_critic}
+
+    def compile_networks(self, **options: Any) -> None:
+        """The parts, and the whole imagination as one region (its horizon unrolled)."""
+        super().compile_networks(**options)
+        self.imagine = torch.compile(self.imagine, **options)  # type: ignore[method-assign]
 
     def imagine(self, start: State) -> dict[str, torch.Tensor]:
         """Imagined trajectories [N, H + 1, ...] from start states under the actor, with ``actor_out``, the actor's

@@ -148,9 +148,9 @@ class TrainConfig(Section):
     """Remote env runners collect the next fragment while the learner trains (the train ratio is still held:
     a fragment's updates are made in the round after it arrives); False takes turns, sampling then training."""
     compile: bool = True
-    """torch.compile the learner's networks (world-model parts, actors and critics): about 10 to 15 s of compiling
-    at the first update, then 1.1x to 1.3x the eager updates per second on 2 CPU cores (README, Learner speed).
-    The debug preset turns it off: its runs are too short to win back the compile time."""
+    """torch.compile the learner's update (world-model pass, imagination, actor-critic losses; README, Learner
+    speed): the first update compiles, 2 to 3 minutes on 2 CPU cores the first time, seconds once torch's cache
+    holds it. The debug preset turns it off: its runs are too short to win back the compile time."""
 
 
 class ScaleConfig(Section):

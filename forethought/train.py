@@ -245,6 +245,9 @@ class Training:
                                   f"{str(error).strip().splitlines()[0] if str(error).strip() else 'no message'}); "
                                   f"their errors are in {log_path(run_dir)}{shipped}") from None
         print(f"replay: {config.train.replay_capacity:,} steps, {algo.replay.nbytes / 2**20:,.1f} MiB allocated")
+        if config.train.compile:
+            print("compile: the learner's update compiles at its first update (2 to 3 minutes on 2 CPU cores the "
+                  "first time, seconds once torch's cache holds it; train.compile=false runs eagerly)")
         checkpoint = latest_checkpoint(run_dir)
         if checkpoint:
             try:

@@ -139,3 +139,40 @@ def test_no_start_keeps_imagination_out_of_the_marked_sequences():
     allowed = torch.cat([post[0], post[2]])
     for row in seen["start"]:
         assert (row == allowed).all(-1).any() and not (row == post[1]).all(-1).any()
+
+
+def test_observe_in_chunks_is_the_same_as_in_one_pass():
+    model = agent(ActionSpec.discrete(3)).world_model
+    batch = make_batch(ActionSpec.discrete(3), steps=7)
+    torch.manual_seed(3)
+    whole = model.observe(batch)
+    model.rssm.chunk = 3  # 3 + 3 + 1 steps
+    torch.manual_seed(3)
+    chunked = model.observe(batch)
+    for a, b in zip(whole, chunked, strict=True):
+        for key in a:
+            torch.testing.assert_close(a[key], b[key], rtol=0, atol=0, msg=key)
+
+
+@pytest.mark.parametrize("spec", [ActionSpec.discrete(3),
+                                  pytest.param(ActionSpec.continuous(2), marks=pytest.mark.slow)])  # 90 s of compiling
+def test_compiled_update_keeps_the_maths(spec):
+    """train.compile compiles the world model's pass in chunks, the imagination and the actor-critic's loss as
+    regions: with the eager random numbers (inductor's own differ) two updates match the eager agent's."""
+    torch.manual_seed(0)
+    config = DreamerConfig(sized("debug"), ActorCriticConfig(units=16, layers=1, bins=31), horizon=3)
+    eager = DreamerAgent({"vector": (4,)}, spec, config)
+    compiled = copy.deepcopy(eager)
+    compiled.compile_networks()
+    batch = {k: v for k, v in make_batch(spec, steps=4).items() if k != "image"}  # one chunk of 4
+    with torch._inductor.config.patch(fallback_random=True):
+        for seed in (1, 2):
+            torch.manual_seed(seed)
+            expected = eager.update(batch)
+            torch.manual_seed(seed)
+            got = compiled.update(batch)
+            for key, value in expected.items():
+                assert got[key] == pytest.approx(value, rel=1e-3, abs=1e-4), key
+    assert compiled.world_model.rssm.chunk > 0
+    for (name, a), b in zip(eager.state_dict().items(), compiled.state_dict().values(), strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-3, atol=1e-4, msg=name)

@@ -47,7 +47,8 @@ def test_env_runners_hold_only_what_acting_needs_and_get_the_learners_weights(ra
 def test_train_compile_compiles_the_learners_networks_and_training_goes_on(ray_session, tmp_path):
     config = load_config(["keydoor_vector", "debug"], [f"run.dir={tmp_path}", "scale.num_env_runners=0",
                                                        "train.prefill=32", "train.rollout_length=32",
-                                                       "train.compile=true", "scale.learner_threads=auto"])
+                                                       "train.compile=true", "scale.learner_threads=auto",
+                                                       "agent.horizon=2"])  # a short horizon compiles sooner
     register_env()
     algo = algorithm_config(config).build_algo()
     try:

@@ -6,8 +6,6 @@ and only the trailing dimensions named in each docstring carry meaning.
 
 from __future__ import annotations
 
-import functools
-
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -128,6 +126,7 @@ class TwoHot:
             )
         self.logits = _float_for_math(logits)
         self.bins = bins.to(device=self.logits.device, dtype=self.logits.dtype)
+        self._log_probs: Tensor | None = None  # once per instance: a critic scores two targets
 
     @property
     def probs(self) -> Tensor:
@@ -146,10 +145,6 @@ class TwoHot:
         """
         return self.mean()
 
-    @functools.cached_property
-    def _log_probs(self) -> Tensor:
-        return torch.log_softmax(self.logits, -1)  # once per instance: a critic scores two targets
-
     def log_prob(self, target: Tensor) -> Tensor:
         """Log-likelihood ``[...]`` of a raw-space ``target [...]``: ``sum(twohot(symlog(target)) * log_softmax)``."""
         if target.shape != self.logits.shape[:-1]:
@@ -162,6 +157,8 @@ class TwoHot:
         # huge or infinite targets on the end bin.
         # the two-hot code has two non-zero entries: gather them instead of a dense [..., K] product
         below, weight_above = _twohot_neighbours(symlog(target.detach().to(self.logits.dtype)), self.bins)
+        if self._log_probs is None:  # a plain attribute, not functools.cached_property: its lock stops torch.compile
+            self._log_probs = torch.log_softmax(self.logits, -1)
         pair = self._log_probs.gather(-1, torch.stack([below, below + 1], -1))
         return (1 - weight_above) * pair[..., 0] + weight_above * pair[..., 1]
 

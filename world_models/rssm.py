@@ -40,6 +40,8 @@ class RSSM(nn.Module):
         self.post_net = nn.Sequential(MLP(c.deter + embed_dim, c.hidden, 1), nn.Linear(c.hidden, latent))
         self.initial_deter = nn.Parameter(torch.zeros(c.deter))
         self.feat_dim = c.deter + latent
+        #: steps per call of ``observe_steps`` in ``observe`` (0: the whole sequence in one call)
+        self.chunk = 0
 
     # --- pieces -----------------------------------------------------------------------------
     def _latent(self, logits: torch.Tensor, sample: bool) -> State:
@@ -117,7 +119,25 @@ class RSSM(nn.Module):
         state = init if state is None else state
         projection = self.embed_projection(embed)
         posts, priors = [], []
-        for t in range(steps):
+        chunk = self.chunk or steps
+        for begin in range(0, steps, chunk):
+            end = min(begin + chunk, steps)
+            post, prior = self.observe_steps(state, prev_actions[:, begin:end], projection[:, begin:end],
+                                             is_first[:, begin:end], init, sample)
+            posts.append(post)
+            priors.append(prior)
+            state = {k: v[:, -1] for k, v in post.items()}
+        if len(posts) == 1:
+            return posts[0], priors[0]
+        return ({k: torch.cat([p[k] for p in posts], 1) for k in posts[0]},
+                {k: torch.cat([p[k] for p in priors], 1) for k in priors[0]})
+
+    def observe_steps(self, state: State, prev_actions: torch.Tensor, projection: torch.Tensor,
+                      is_first: torch.Tensor, init: State, sample: bool = True) -> tuple[State, State]:
+        """Posteriors and priors [B, K, ...] of K consecutive steps from ``state``: ``observe``'s loop body, a unit
+        that ``torch.compile`` unrolls (a whole sequence at once compiles for minutes; ``chunk`` steps at a time)."""
+        posts, priors = [], []
+        for t in range(prev_actions.shape[1]):
             post, prior = self.obs_step(state, prev_actions[:, t], projection[:, t], is_first[:, t], sample, init,
                                         projected=True)
             posts.append(post)

@@ -82,21 +82,26 @@ class WorldModel(nn.Module):
                 raise FloatingPointError(f"batch['{key}'] holds NaN or infinite values")
         return batch_size, steps
 
-    def compile_parts(self, **options: Any) -> None:
-        """``torch.compile`` the encoder, decoder, heads and the RSSM's single steps, in place.
-
-        The sequence loops stay in Python: compiling one step keeps compile time short and the
-        graph the same for every sequence length. Weight names do not change.
-        """
-        for module in (self.encoder, self.decoder, self.reward_head, self.cont_head):
+    def compile_parts(self, chunk: int = 4, **options: Any) -> None:
+        """``torch.compile`` the world model's training pass in place: the encoder, the posterior's loop ``chunk``
+        steps at a time (unrolled; the RSSM's single steps too, for acting and imagination) and the heads with the
+        losses as one region. A longer chunk runs a little faster and compiles for longer (README, Learner speed).
+        Weight names do not change."""
+        for module in (self.encoder, self.decoder, self.reward_head, self.cont_head):  # also called on their own
             module.compile(**options)
+        self.rssm.chunk = chunk
+        self.rssm.observe_steps = torch.compile(self.rssm.observe_steps, **options)  # type: ignore[method-assign]
         self.rssm.img_step = torch.compile(self.rssm.img_step, **options)  # type: ignore[method-assign]
-        self.rssm.obs_step = torch.compile(self.rssm.obs_step, **options)  # type: ignore[method-assign]
+        self._loss_terms = torch.compile(self._loss_terms, **options)  # type: ignore[method-assign]
 
     # --- the model ------------------------------------------------------------------------
     def observe(self, batch: Mapping[str, torch.Tensor], sample: bool = True) -> tuple[State, State]:
         """Posterior and prior states [B, T, ...] of a batch."""
         self._check(batch)
+        return self._observe(batch, sample)
+
+    def _observe(self, batch: Mapping[str, torch.Tensor], sample: bool = True) -> tuple[State, State]:
+        """``observe`` of a batch already checked (the check waits for the device, which a compiled loss cannot)."""
         embed = self.encoder({k: batch[k] for k in self.keys})
         return self.rssm.observe(embed, batch["action"].float(), batch["is_first"], sample=sample)
 
@@ -128,13 +133,21 @@ class WorldModel(nn.Module):
 
     def loss_and_states(self, batch: Mapping[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float], State]:
         """Loss, metrics and the posterior states (to start imagination from)."""
+        self._check(batch)
         total, values, post = self._terms(batch)
         return total, _to_floats(values), post
 
     def _terms(self, batch: Mapping[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor], State]:
-        """The loss, its terms as tensors (still on the device), and the posterior states."""
+        """The loss, its terms as tensors (still on the device), and the posterior states, of a checked batch:
+        pure, so that ``compile_parts`` can compile it whole."""
+        post, prior = self._observe(batch)
+        total, values = self._loss_terms(batch, post, prior)
+        return total, values, post
+
+    def _loss_terms(self, batch: Mapping[str, torch.Tensor], post: State, prior: State
+                    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """The loss and its terms from the batch's posterior and prior states (heads, decoder and KL balancing)."""
         c = self.config
-        post, prior = self.observe(batch)
         feat = self.rssm.feat(post)
         losses = {f"loss_{k}": v for k, v in self.decoder.loss(self.decoder(feat), batch).items()}
         losses["loss_reward"] = -TwoHot(self.reward_head(feat), self.bins).log_prob(batch["reward"].float())
@@ -154,7 +167,7 @@ class WorldModel(nn.Module):
         with torch.no_grad():  # metrics only
             values["world_model/post_entropy"] = CategoricalLatent(post["logits"], 0.0).entropy().mean()
             values["world_model/prior_entropy"] = CategoricalLatent(prior["logits"], 0.0).entropy().mean()
-        return total, values, post
+        return total, values
 
     def update(self, batch: Mapping[str, torch.Tensor]) -> dict[str, float]:
         """One optimiser step on the world-model loss, with gradient-norm clipping."""
@@ -162,6 +175,7 @@ class WorldModel(nn.Module):
 
     def update_and_states(self, batch: Mapping[str, torch.Tensor]) -> tuple[dict[str, float], State]:
         """``update`` that also returns the posterior states, where agents start imagining."""
+        self._check(batch)
         self.optimizer.zero_grad(set_to_none=True)
         loss, values, post = self._terms(batch)
         loss.backward()
