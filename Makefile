@@ -18,8 +18,10 @@ test: $(VENV)/.installed lint
 test-slow: $(VENV)/.installed
 	$(BIN)/python -m pytest -m slow
 
-# the learning tests .ci/run runs after the suite (those that pass reliably on 2 cores)
+# the learning tests .ci/run runs after the suite (those that pass reliably on 2 cores), and the check that the
+# compiled update (train.compile, on by default) computes what the eager one does
 test-guard: $(VENV)/.installed
+	$(BIN)/python -m pytest -m slow -k "compiled_update_keeps_the_maths" tests/test_dreamer.py
 	$(BIN)/python -m pytest -m slow -k "key_door" tests/test_learning.py
 	$(BIN)/python -m pytest -m slow tests/test_world_model_learning.py
 

@@ -78,17 +78,21 @@ def main() -> None:
     parser.add_argument("--compare", metavar="KEY=VALUE", nargs="+", default=[],
                         help="also measure this checkout with these overrides (one more side), e.g. "
                              "scale.learner_threads=auto")
+    parser.add_argument("--set", metavar="KEY=VALUE", nargs="+", default=[], dest="common",
+                        help="overrides for every side, the baseline's too (e.g. train.train_ratio=32, when a "
+                             "preset's ratio changed since the baseline)")
     parser.add_argument("--quick", action="store_true", help="the debug preset, short runs: a smoke test")
     args = parser.parse_args()
     presets = [*args.preset, "debug"] if args.quick else args.preset
     steps = args.steps or (800 if args.quick else 6000)
     skip = args.skip or (400 if args.quick else 2000)
     repeats = args.repeats or (1 if args.quick else 2)
-    sides: dict[str, tuple[Path, tuple[str, ...]]] = {"here": (ROOT, ())}
+    common = tuple(args.common)
+    sides: dict[str, tuple[Path, tuple[str, ...]]] = {"here": (ROOT, common)}
     if args.compare:
-        sides[f"here {' '.join(args.compare)}"] = (ROOT, tuple(args.compare))
+        sides[f"here {' '.join(args.compare)}"] = (ROOT, (*common, *args.compare))
     if args.baseline:
-        sides[f"baseline {args.baseline}"] = (worktree(args.baseline), ())
+        sides[f"baseline {args.baseline}"] = (worktree(args.baseline), common)
     settings = ["", *args.neighbours]
 
     rates: dict[tuple[str, str], list[float]] = {(t, n): [] for t in sides for n in settings}
@@ -119,12 +123,12 @@ def main() -> None:
               "over baseline": f"{r['over_baseline']['median']:.2f}x" if "over_baseline" in r else "-"} for r in rows]
     print()
     print_table(table, ["side", "neighbour", "env steps/s", "range", "of idle", "over baseline"])
-    print(f"\n`forethought train -c {' '.join(presets)}`, {steps:,} env steps per run, rate over steps "
+    print(f"\n`forethought train -c {' '.join([*presets, *common])}`, {steps:,} env steps per run, rate over steps "
           f"{skip:,}-{steps:,} (Ray start, build and prefill excluded), {repeats} repeat(s) per setting, "
           "settings alternating")
     path = write_results("train_throughput-quick" if args.quick else "train_throughput", rows, {
         "presets": presets, "steps": steps, "skip": skip, "repeats": repeats, "baseline": args.baseline,
-        "compare": args.compare,
+        "compare": args.compare, "set": args.common,
         "neighbours": {name: NEIGHBOURS[name] for name in args.neighbours},
         "excluded": f"Ray start, algorithm build and the first {skip} env steps (prefill included)"})
     print(f"wrote {path}")

@@ -55,6 +55,9 @@ class ThreadTuner:
         self.trial: int | None = None  # the count being probed
         self.pending: list[int] = []  # counts still to probe in this round
         self.trial_times: dict[int, list[float]] = {}
+        #: counts that have run an update: torch.compile guards on the thread count, so a compiled learner
+        #: compiles again at the first update with a new count, which measures the compiler, not the count
+        self.seen = {self.current}
         apply(self.current)
 
     @property
@@ -72,6 +75,9 @@ class ThreadTuner:
             self.since_probe += 1
             if len(self.counts) > 1 and self.since_probe >= self.gap and len(self.recent) >= self.settle:
                 self._start_round()
+            return
+        if self.trial not in self.seen:
+            self.seen.add(self.trial)
             return
         times = self.trial_times.setdefault(self.trial, [])
         times.append(seconds)

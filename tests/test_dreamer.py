@@ -154,8 +154,8 @@ def test_observe_in_chunks_is_the_same_as_in_one_pass():
             torch.testing.assert_close(a[key], b[key], rtol=0, atol=0, msg=key)
 
 
-@pytest.mark.parametrize("spec", [ActionSpec.discrete(3),
-                                  pytest.param(ActionSpec.continuous(2), marks=pytest.mark.slow)])  # 90 s of compiling
+@pytest.mark.slow  # 90 s of compiling each: `make test-guard` runs them after the suite
+@pytest.mark.parametrize("spec", [ActionSpec.discrete(3), ActionSpec.continuous(2)])
 def test_compiled_update_keeps_the_maths(spec):
     """train.compile compiles the world model's pass in chunks, the imagination and the actor-critic's loss as
     regions: with the eager random numbers (inductor's own differ) two updates match the eager agent's."""

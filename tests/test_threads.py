@@ -32,8 +32,9 @@ def test_beside_a_busy_neighbour_one_slow_update_per_period_is_the_cost():
     tuner = ThreadTuner(2, lambda n: None, period=50)
     used = run(tuner, {1: 0.30, 2: 0.80}.get, 500)
     assert tuner.current == 1
-    # a probe much slower than the current count stops after one update: about one per period
-    assert 8 <= used.count(2) <= 11
+    # a probe much slower than the current count stops after one update: about one per period (and one more the
+    # first time, whose first update is not counted: a compiled learner compiles there)
+    assert 9 <= used.count(2) <= 12
 
 
 def test_it_follows_the_machine_when_a_neighbour_comes_and_goes():
@@ -52,3 +53,17 @@ def test_a_gain_within_the_margin_keeps_the_current_count_and_the_first_update_i
         tuner.record(60.0)  # the first updates compile: not a measure of either count
     run(tuner, {1: 0.300, 2: 0.290}.get, 100)
     assert tuner.current == 1
+
+
+def test_the_first_update_at_a_new_count_is_not_counted_a_compiled_learner_compiles_again_there():
+    tuner = ThreadTuner(2, lambda n: None, period=50)
+    compiled: set[int] = set()
+
+    def seconds_with(n):
+        if n not in compiled:  # torch.compile guards on the thread count: the first update compiles
+            compiled.add(n)
+            return 120.0
+        return {1: 0.30, 2: 0.20}[n]
+
+    run(tuner, seconds_with, 20)
+    assert tuner.current == 2

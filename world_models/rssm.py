@@ -116,7 +116,9 @@ class RSSM(nn.Module):
             prev_action = torch.zeros_like(action[:, 0])
         prev_actions = torch.cat([prev_action.unsqueeze(1), action[:, :-1]], 1)
         init = self.initial(batch)
-        state = init if state is None else state
+        # a copy, not the same tensors: a compiled observe_steps would otherwise compile once more for the first
+        # chunk, whose state and start state alias
+        state = {k: v.clone() for k, v in init.items()} if state is None else state
         projection = self.embed_projection(embed)
         posts, priors = [], []
         chunk = self.chunk or steps
