@@ -233,6 +233,15 @@ class ActorCritic(nn.Module):
         """``critic_targets`` with this actor-critic's bins, discount and lambda."""
         return critic_targets(critic_logits, self.bins, reward, cont, self.config.discount, self.config.lam)
 
+    def values_and_targets(self, feat: torch.Tensor, rewards: Mapping[str, torch.Tensor], cont: torch.Tensor
+                           ) -> tuple[dict[str, torch.Tensor], dict[str, Targets]]:
+        """Every stream's critic outputs on ``feat`` (with gradient) and its ``targets``, computed once for the return
+        scales and the losses; pure, so that the agent's ``compile_networks`` compiles it as one region. The critics
+        see detached states: with dynamics gradients the states carry the actor's gradient, which the critics' loss
+        must not reach."""
+        logits = {name: critic(feat.detach()) for name, (critic, _, _) in self.critics().items()}
+        return logits, {name: self.targets(logits[name], rewards[name], cont) for name in logits}
+
     def loss(self, feat: torch.Tensor, action: torch.Tensor, reward: torch.Tensor | Mapping[str, torch.Tensor],
              cont: torch.Tensor, critic_logits: torch.Tensor | Mapping[str, torch.Tensor] | None = None,
              actor_out: torch.Tensor | None = None, targets: Targets | Mapping[str, Targets] | None = None,
@@ -310,11 +319,7 @@ class ActorCritic(nn.Module):
         ``actor_out`` are the actor's outputs on ``feat`` where imagination computed them with gradient."""
         c = self.config
         rewards, critics = self.rewards(reward), self.critics()
-        # one forward serves the values and the critic's loss (on detached states: with dynamics gradients the
-        # states carry the actor's gradient, which the critic's loss must not reach)
-        logits = {name: critic(feat.detach()) for name, (critic, _, _) in critics.items()}
-        # once, for the return scale and the losses
-        targets = {name: self.targets(logits[name], rewards[name], cont) for name in critics}
+        logits, targets = self.values_and_targets(feat, rewards, cont)
         with torch.no_grad():  # the return scales first take in this batch's returns, as in DreamerV3
             for name, (_, _, retnorm) in critics.items():
                 retnorm.update(targets[name][1])

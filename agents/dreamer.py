@@ -140,6 +140,7 @@ class WorldModelAgent(nn.Module):
                 critic.compile(**options)
                 slow_critic.compile(**options)
             ac.loss = torch.compile(ac.loss, **options)  # type: ignore[method-assign]
+            ac.values_and_targets = torch.compile(ac.values_and_targets, **options)  # type: ignore[method-assign]
 
     def optimizers(self) -> dict[str, tuple[torch.optim.Optimizer, list[nn.Parameter]]]:
         """Every optimiser with the parameters it steps, by name (RLlib registers and checkpoints them)."""

@@ -77,9 +77,8 @@ class AgentConfig(Section):
     """The agent and its sizes."""
 
     name: Literal["dreamer", "director", "planner"] = "dreamer"
-    """Agent: 'dreamer' (world model plus one actor-critic), 'director' (world model, goal autoencoder, manager
-    choosing goals every K steps and a worker reaching them) or 'planner' (goals searched among replayed states
-    every K steps, a worker rewarded by a learned temporal distance)."""
+    """Agent: 'dreamer' (world model, one actor-critic), 'director' (goal autoencoder, a manager choosing goals every
+    K steps, a worker reaching them) or 'planner' (goals searched among replayed states, a learned distance)."""
     size: Literal["debug", "12M", "25M", "50M", "100M", "200M"] = "debug"
     """World-model size preset (world_models.SIZES)."""
     world_model: dict[str, Any] = {}
@@ -138,19 +137,20 @@ class TrainConfig(Section):
     eval_episodes: int = Field(5, ge=0)
     """Greedy episodes of each evaluation during training (see eval_every) and of the final one; 0: none."""
     report_every: int = Field(10000, ge=0)
-    """Env steps between reports into report/step_<N>/ and W&B: the world model's open-loop video (true,
-    predicted, error) of image keys, the decoded goals of hierarchical agents, and the video of the greedy
-    evaluation's first episode; 0 reports only at the end."""
+    """Env steps between reports into report/step_<N>/ and W&B: the world model's open-loop video of image keys,
+    hierarchical agents' decoded goals and the first greedy evaluation episode's video; 0 reports only at the end."""
     eval_every: int = Field(5000, ge=0)
     """Env steps between greedy evaluations during training (eval/return and eval/length, on env copies and
     seeds of their own); 0 evaluates only at the end. The last evaluation, at the end, is the final return."""
     sample_beside_learning: bool = True
-    """Remote env runners collect the next fragment while the learner trains (the train ratio is still held:
-    a fragment's updates are made in the round after it arrives); False takes turns, sampling then training."""
+    """Remote env runners collect the next fragment while the learner trains (the train ratio still held); False
+    takes turns, sampling then training."""
     compile: bool = True
-    """torch.compile the learner's update (world-model pass, imagination, actor-critic losses; README, Learner
-    speed): the first update compiles, 2 to 3 minutes on 2 CPU cores the first time, seconds once torch's cache
-    holds it. The debug preset turns it off: its runs are too short to win back the compile time."""
+    """torch.compile the learner's update (README, Learner speed): the first update compiles, 2 to 3 minutes on 2
+    CPU cores the first time, seconds once cached. The debug preset turns it off (runs too short to pay)."""
+    precision: Literal["float32", "bfloat16"] = "float32"
+    """bfloat16: the learner's matrix products under torch.autocast, weights, optimiser state and losses float32;
+    faster on GPUs and CPUs with AMX, but it learnt worse on key door (README, Learner speed)."""
 
 
 class ScaleConfig(Section):

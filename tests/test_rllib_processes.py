@@ -64,6 +64,31 @@ def test_train_compile_compiles_the_learners_networks_and_training_goes_on(ray_s
     assert not any(name.startswith("_orig_mod") or "._orig_mod" in name for name in agent.state_dict())
 
 
+def test_train_precision_bfloat16_runs_the_learners_products_in_bfloat16_and_keeps_float32_weights(ray_session,
+                                                                                                    tmp_path):
+    config = load_config(["keydoor_vector", "debug"], [f"run.dir={tmp_path}", "scale.num_env_runners=0",
+                                                       "train.prefill=32", "train.rollout_length=32",
+                                                       "train.precision=bfloat16"])
+    register_env()
+    algo = algorithm_config(config).build_algo()
+    seen: set[torch.dtype] = set()
+    try:
+        agent = algo.learner_agent()
+        agent.world_model.reward_head.register_forward_hook(lambda module, args, out: seen.add(out.dtype))
+        agent.actor_critic.critic.register_forward_hook(lambda module, args, out: seen.add(out.dtype))
+        for _ in range(3):
+            result = algo.train()
+    finally:
+        algo.stop()
+    assert algo.counters["updates"] > 0
+    metrics = result["learners"]["default_policy"]
+    assert np.isfinite(metrics["world_model/loss"]) and np.isfinite(metrics["actor_critic/critic_loss"])
+    assert seen == {torch.bfloat16}  # the heads' products ran under autocast
+    assert {p.dtype for p in agent.parameters()} == {torch.float32}
+    assert {v.dtype for state in agent.world_model.optimizer.state.values() for v in state.values()
+            if v.is_floating_point()} == {torch.float32}
+
+
 @pytest.mark.parametrize("beside", [True, False])
 def test_env_runners_sample_the_next_fragment_while_the_learner_trains_and_the_ratio_is_held(
         ray_session, tmp_path, beside):

@@ -61,6 +61,7 @@ class ForethoughtConfig(AlgorithmConfig):
         self.learner_threads: int | str = 1
         self.env_runner_threads = 1
         self.compile_learner = False
+        self.learner_precision = "float32"
         self.sample_beside_learning = True
         self.rollout_fragment_length = 64
         self.enable_rl_module_and_learner = True
@@ -72,7 +73,8 @@ class ForethoughtConfig(AlgorithmConfig):
                  recent_window: Any = NotProvided, reward_fraction: Any = NotProvided, reward_starts: Any = NotProvided,
                  prefill_steps: Any = NotProvided,
                  learner_threads: Any = NotProvided, env_runner_threads: Any = NotProvided,
-                 compile_learner: Any = NotProvided, sample_beside_learning: Any = NotProvided,
+                 compile_learner: Any = NotProvided, learner_precision: Any = NotProvided,
+                 sample_beside_learning: Any = NotProvided,
                  **kwargs: Any) -> ForethoughtConfig:
         super().training(**kwargs)
         for name, value in locals().items():

@@ -80,7 +80,10 @@ class AgentLearner(TorchLearner):
         keys = [*module.agent.world_model.keys, *BATCH_KEYS, *(k for k in ("no_start",) if k in data)]
         threads = torch.get_num_threads()
         begin = time.perf_counter()
-        metrics = module.agent.update({k: torch.as_tensor(data[k], device=self._device) for k in keys})
+        # bfloat16: matrix products under autocast; weights, optimiser state and the losses' maths stay float32
+        dtype = getattr(torch, getattr(self.config, "learner_precision", "float32"))
+        with torch.autocast(self._device.type, dtype=dtype, enabled=dtype != torch.float32):
+            metrics = module.agent.update({k: torch.as_tensor(data[k], device=self._device) for k in keys})
         if self.thread_tuner is not None:  # the update ends in a host sync, so this is its whole time
             self.thread_tuner.record(time.perf_counter() - begin)
         metrics["perf/learner_threads"] = threads
