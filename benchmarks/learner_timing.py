@@ -152,7 +152,7 @@ def worktree(rev: str) -> Path:
 
 
 def run_presets(presets: list[str], baseline: str | None, compiled: bool, threads: int, repeats: int, updates: int,
-                quick: bool, variants: list[tuple[str, str]] | None = None) -> None:
+                quick: bool, variants: list[tuple[str, str]] | None = None, results: str | None = None) -> None:
     """Time each preset eager (and compiled) here, and eager at ``baseline``, alternating; print and write JSON.
     ``variants`` (name, space-separated overrides) add sides of this checkout with those overrides on the preset
     (compiled with ``compiled``), e.g. a smaller model; their results go to ``update_speed_variants``."""
@@ -194,7 +194,7 @@ def run_presets(presets: list[str], baseline: str | None, compiled: bool, thread
     print_table(table, ["preset", "side", "params", "updates/s", "range", "first update s", "over baseline"])
     print(f"\n{threads} torch thread(s), {repeats} repeats x {updates} updates per side, sides alternating; "
           "excluded: Ray start, algorithm build and the first update (compile time, shown)")
-    name = "update_speed_variants" if variants else "update_speed_presets"
+    name = results or ("update_speed_variants" if variants else "update_speed_presets")
     path = write_results(f"{name}-quick" if quick else name, rows, {
         "baseline": baseline, "variants": dict(variants or []), "threads": threads, "repeats": repeats,
         "updates_per_repeat": updates,

@@ -188,6 +188,8 @@ def main() -> None:
                         help="with --presets: also time this checkout with these space-separated overrides on the "
                              "preset, e.g. --variant deter128 'agent.world_model.deter=128' (repeatable; results in "
                              "update_speed_variants-*.json)")
+    parser.add_argument("--name", help="with --presets: the results file's name (default update_speed_presets, or "
+                        "update_speed_variants with --variant), e.g. update_speed_precision")
     args = parser.parse_args()
     if args.variant and not args.presets:
         parser.error("--variant needs --presets (it changes a preset)")
@@ -196,7 +198,7 @@ def main() -> None:
 
         run_presets(args.presets, args.baseline, args.compiled, args.threads or 1, args.repeats or (2 if args.quick
                     else 5), args.updates or (2 if args.quick else 5), args.quick,
-                    [(name, extra) for name, extra in args.variant])
+                    [(name, extra) for name, extra in args.variant], args.name)
         return
 
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
