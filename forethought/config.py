@@ -150,7 +150,7 @@ class TrainConfig(Section):
     CPU cores the first time, seconds once cached. The debug preset turns it off (runs too short to pay)."""
     precision: Literal["float32", "bfloat16"] = "float32"
     """bfloat16: the learner's matrix products under torch.autocast, weights, optimiser state and losses float32;
-    faster on GPUs and CPUs with AMX, but it learnt worse on key door (README, Learner speed)."""
+    faster on GPUs and CPUs with AMX; one key-door run (seed 0) learnt worse (README, Learner speed)."""
 
 
 class ScaleConfig(Section):

@@ -55,6 +55,9 @@ class AgentLearner(TorchLearner):
         self.thread_tuner = ThreadTuner(usable_cores(), torch.set_num_threads) if threads == "auto" else None
         if threads != "auto" and int(threads):
             torch.set_num_threads(int(threads))
+        # bfloat16: matrix products under autocast in every update; weights, optimiser state and the losses' maths
+        # stay float32
+        self.precision = getattr(torch, getattr(self.config, "learner_precision", "float32"))
         super().build()
         if getattr(self.config, "compile_learner", False):
             if self._device.type == "cpu" and not any(shutil.which(cc) for cc in ("c++", "g++", "clang++")):
@@ -80,9 +83,7 @@ class AgentLearner(TorchLearner):
         keys = [*module.agent.world_model.keys, *BATCH_KEYS, *(k for k in ("no_start",) if k in data)]
         threads = torch.get_num_threads()
         begin = time.perf_counter()
-        # bfloat16: matrix products under autocast; weights, optimiser state and the losses' maths stay float32
-        dtype = getattr(torch, getattr(self.config, "learner_precision", "float32"))
-        with torch.autocast(self._device.type, dtype=dtype, enabled=dtype != torch.float32):
+        with torch.autocast(self._device.type, dtype=self.precision, enabled=self.precision != torch.float32):
             metrics = module.agent.update({k: torch.as_tensor(data[k], device=self._device) for k in keys})
         if self.thread_tuner is not None:  # the update ends in a host sync, so this is its whole time
             self.thread_tuner.record(time.perf_counter() - begin)
