@@ -45,10 +45,12 @@ def test_seeds_run_as_parallel_trials_stop_on_sigterm_and_resume(tmp_path):
     assert first.returncode == 143, err[-3000:]
     assert "with 0 of 2 trials finished; run the same command to resume" in err
     stopped = {seed: steps(folder / f"seed{seed}") for seed in (0, 1) if (folder / f"seed{seed}").exists()}
-    assert stopped and all(log[-1] < 768 for log in stopped.values())
+    # seed 0 has a checkpoint, so records; seed 1 may have been stopped before its first record (a start on 2 cores
+    # takes a while), and then its checkpoint is of step 0
+    assert stopped.get(0) and all(not log or log[-1] < 768 for log in stopped.values())
     for seed, log in stopped.items():  # the stopped trial wrote a checkpoint where its records end
         newest = sorted((folder / f"seed{seed}" / "checkpoints").glob("step_*"))[-1]
-        assert int(newest.name.split("_")[1]) == log[-1]
+        assert int(newest.name.split("_")[1]) == (log[-1] if log else 0)
 
     second = forethought(*args)
     out, err = second.communicate(timeout=400)
