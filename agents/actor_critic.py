@@ -253,10 +253,9 @@ class ActorCritic(nn.Module):
             action: the actions taken in them [N, H + 1, A].
             reward, cont: predicted reward on arrival and continue probability [N, H + 1] (with dynamics, with the
                 gradient to the actions); with ``streams``, the rewards by stream.
-            critic_logits: the critic's outputs on ``feat`` (with gradient), when the caller has them (by stream
-                with ``streams``).
+            critic_logits, targets: ``values_and_targets(feat, reward, cont)`` (by stream with ``streams``), when the
+                caller has them; without either, both are computed here.
             actor_out: the actor's outputs on ``feat`` (with gradient), when imagination computed them.
-            targets: ``targets(critic_logits, reward, cont)``, when the caller has them (by stream with ``streams``).
         Returns (actor_loss, critic_loss, metrics); metrics are detached tensors.
         """
         c = self.config
@@ -265,8 +264,9 @@ class ActorCritic(nn.Module):
         assert action.shape[:2] == (n, steps) and all(r.shape == cont.shape == (n, steps) for r in rewards.values()), (
             f"feat {tuple(feat.shape)}, action {tuple(action.shape)}, reward "
             f"{[tuple(r.shape) for r in rewards.values()]}, cont {tuple(cont.shape)} must share [N, H + 1]")
-        logits = self._by_stream(critic_logits, lambda name: critics[name][0](feat.detach()))
-        target = self._by_stream(targets, lambda name: self.targets(logits[name], rewards[name], cont))
+        if critic_logits is None or targets is None:
+            critic_logits, targets = self.values_and_targets(feat, rewards, cont)
+        logits, target = self._by_stream(critic_logits), self._by_stream(targets)
         first = self.first_stream
         value, _, weight = target[first]
         with torch.no_grad():
@@ -305,10 +305,9 @@ class ActorCritic(nn.Module):
         metrics.update({"actor_loss": actor_loss.detach(), "critic_loss": critic_loss.detach()})
         return actor_loss, critic_loss, metrics
 
-    def _by_stream(self, given: _T | Mapping[str, _T] | None, make: Callable[[str], _T]) -> dict[str, _T]:
-        """What the caller gave, by stream (a single value for the one unnamed stream), or ``make(name)`` of each."""
-        if given is None:
-            return {name: make(name) for name in self.stream_weights}
+    @staticmethod
+    def _by_stream(given: _T | Mapping[str, _T]) -> dict[str, _T]:
+        """What the caller gave, by stream (a single value for the one unnamed stream)."""
         return dict(given) if isinstance(given, Mapping) else {"": given}
 
     def update(self, feat: torch.Tensor, action: torch.Tensor, reward: torch.Tensor | Mapping[str, torch.Tensor],
