@@ -56,6 +56,10 @@ class ActorCriticConfig:
     """Subtract the batch's mean advantage (Director normalises advantages so). With dense rewards a critic
     that still lags its targets makes nearly every advantage positive, which pushes up whatever actions
     were sampled; centring leaves only which actions did better than the others."""
+    replay_value: float = 0.0
+    """Weight of DreamerV3's replay value loss (0.3 in its recipe): the critic also learns lambda-returns along the
+    replayed sequences, from their real rewards and episode ends, bootstrapped by itself on the posteriors. 0 trains
+    the critic on imagination only. Only the flat agent passes replayed sequences."""
     actor_grad: str = "auto"
     """How the actor's loss reaches it: 'reinforce' (log-probabilities times advantages), 'dynamics' (the
     lambda-returns differentiated through the imagined trajectory: actions reparameterised, the world model
@@ -105,6 +109,23 @@ def lambda_returns(reward: torch.Tensor, value: torch.Tensor, cont: torch.Tensor
         bootstrap = (1 - lam) * value[:, t + 1] + lam * returns[-1]
         returns.append(reward[:, t + 1] + discount * cont[:, t + 1] * bootstrap)
     return torch.stack(returns[::-1][:-1], 1)
+
+
+def replay_returns(reward: torch.Tensor, value: torch.Tensor, terminal: torch.Tensor, is_first: torch.Tensor,
+                   discount: float, lam: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Lambda-returns [B, T - 1] along replayed sequences [B, T] that may cross episode boundaries, and each state's
+    weight (0 where the next step starts another episode). ``reward[:, t]`` is received on arriving at state t,
+    ``terminal`` marks states with no future, ``is_first`` episode starts; a state cut off by a time limit or the
+    sequence's end bootstraps from its value."""
+    assert reward.shape == value.shape == terminal.shape == is_first.shape, (
+        f"reward {tuple(reward.shape)}, value {tuple(value.shape)}, terminal {tuple(terminal.shape)} and is_first "
+        f"{tuple(is_first.shape)} must match")
+    boundary, cont = is_first.float(), 1.0 - terminal.float()
+    returns = [value[:, -1]]
+    for t in reversed(range(reward.shape[1] - 1)):
+        ahead = reward[:, t + 1] + discount * cont[:, t + 1] * ((1 - lam) * value[:, t + 1] + lam * returns[-1])
+        returns.append(torch.lerp(ahead, value[:, t], boundary[:, t + 1]))
+    return torch.stack(returns[::-1][:-1], 1), 1.0 - boundary[:, 1:]
 
 
 _T = typing.TypeVar("_T")
@@ -242,6 +263,21 @@ class ActorCritic(nn.Module):
         logits = {name: critic(feat.detach()) for name, (critic, _, _) in self.critics().items()}
         return logits, {name: self.targets(logits[name], rewards[name], cont) for name in logits}
 
+    def replay_loss(self, feat: torch.Tensor, reward: torch.Tensor, terminal: torch.Tensor, is_first: torch.Tensor
+                    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """The first stream's critic loss on replayed sequences [B, T] (``replay_value``): its negative log-likelihood
+        of their ``replay_returns`` plus the slow regulariser, on detached posterior features [B, T, F]; pure."""
+        c = self.config
+        feat = feat.detach()
+        logits = self.critic(feat)
+        with torch.no_grad():
+            value = TwoHot(logits.detach(), self.bins).mean()
+            returns, weight = replay_returns(reward.float(), value, terminal, is_first, c.discount, c.lam)
+            slow = TwoHot(self.slow_critic(feat[:, :-1]), self.bins).mean()
+        loss = critic_nll(logits, self.bins, returns, weight, slow, c.slow_reg)
+        return loss, {"replay_loss": loss.detach(), "replay_value": value.mean(),
+                      "replay_return": (weight * returns).sum() / weight.sum().clamp(min=1.0)}
+
     def loss(self, feat: torch.Tensor, action: torch.Tensor, reward: torch.Tensor | Mapping[str, torch.Tensor],
              cont: torch.Tensor, critic_logits: torch.Tensor | Mapping[str, torch.Tensor] | None = None,
              actor_out: torch.Tensor | None = None, targets: Targets | Mapping[str, Targets] | None = None,
@@ -311,11 +347,12 @@ class ActorCritic(nn.Module):
         return dict(given) if isinstance(given, Mapping) else {"": given}
 
     def update(self, feat: torch.Tensor, action: torch.Tensor, reward: torch.Tensor | Mapping[str, torch.Tensor],
-               cont: torch.Tensor, actor_extra: torch.Tensor | None = None, actor_out: torch.Tensor | None = None
-               ) -> dict[str, torch.Tensor]:
+               cont: torch.Tensor, actor_extra: torch.Tensor | None = None, actor_out: torch.Tensor | None = None,
+               critic_extra: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         """Update the return scales, step both optimisers, then move the slow critics towards the critics.
-        ``actor_extra``, a scalar loss on the actor's outputs (with gradient), is added to the actor's loss;
-        ``actor_out`` are the actor's outputs on ``feat`` where imagination computed them with gradient."""
+        ``actor_extra`` and ``critic_extra``, scalar losses on the actor's and the critics' outputs (with gradient,
+        e.g. ``replay_value`` times ``replay_loss``), are added to their losses; ``actor_out`` are the actor's
+        outputs on ``feat`` where imagination computed them with gradient."""
         c = self.config
         rewards, critics = self.rewards(reward), self.critics()
         logits, targets = self.values_and_targets(feat, rewards, cont)
@@ -327,6 +364,8 @@ class ActorCritic(nn.Module):
         actor_loss, critic_loss, metrics = self.loss(feat, action, rewards, cont, logits, actor_out, targets)
         if actor_extra is not None:
             actor_loss = actor_loss + actor_extra
+        if critic_extra is not None:
+            critic_loss = critic_loss + critic_extra
         self.actor_opt.zero_grad(set_to_none=True)
         self.critic_opt.zero_grad(set_to_none=True)
         (actor_loss + critic_loss).backward()  # disjoint parameters: one backward serves both

@@ -141,6 +141,7 @@ class WorldModelAgent(nn.Module):
                 slow_critic.compile(**options)
             ac.loss = torch.compile(ac.loss, **options)  # type: ignore[method-assign]
             ac.values_and_targets = torch.compile(ac.values_and_targets, **options)  # type: ignore[method-assign]
+            ac.replay_loss = torch.compile(ac.replay_loss, **options)  # type: ignore[method-assign]
 
     def optimizers(self) -> dict[str, tuple[torch.optim.Optimizer, list[nn.Parameter]]]:
         """Every optimiser with the parameters it steps, by name (RLlib registers and checkpoints them)."""
@@ -233,4 +234,11 @@ class DreamerAgent(WorldModelAgent):
         # the start states are real: their continuation is known, not predicted (out of place: with dynamics
         # gradients the predictions are still needed for the backward pass)
         trajectory["cont"] = torch.cat([1.0 - terminal[:, None], trajectory["cont"][:, 1:]], 1)
-        return {f"actor_critic/{k}": v for k, v in self.actor_critic.update(**trajectory).items()}
+        ac, replay = self.actor_critic, None
+        metrics: dict[str, torch.Tensor] = {}
+        if ac.config.replay_value > 0:  # DreamerV3's replay value loss: the critic learns from real sequences too
+            loss, metrics = ac.replay_loss(self.world_model.rssm.feat(post), batch["reward"], batch["is_terminal"],
+                                           batch["is_first"])
+            replay = ac.config.replay_value * loss
+        metrics.update(ac.update(**trajectory, critic_extra=replay))
+        return {f"actor_critic/{k}": v for k, v in metrics.items()}

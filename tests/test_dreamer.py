@@ -1,6 +1,7 @@
 """The flat Dreamer agent: acting with an explicit recurrent state, and one full update."""
 
 import copy
+import math
 
 import pytest
 import torch
@@ -13,9 +14,9 @@ from world_models.config import sized
 SPACE = {"image": (16, 16, 3), "vector": (4,)}
 
 
-def agent(spec: ActionSpec) -> DreamerAgent:
+def agent(spec: ActionSpec, **actor_critic) -> DreamerAgent:
     torch.manual_seed(0)
-    config = DreamerConfig(sized("debug"), ActorCriticConfig(units=16, layers=1, bins=31), horizon=5)
+    config = DreamerConfig(sized("debug"), ActorCriticConfig(units=16, layers=1, bins=31, **actor_critic), horizon=5)
     return DreamerAgent(SPACE, spec, config)
 
 
@@ -78,6 +79,23 @@ def test_update_trains_world_model_and_actor_critic(spec):
     assert {"actor_critic.actor", "actor_critic.critic", "actor_critic.slow_critic", "world_model.encoder",
             "world_model.rssm", "world_model.decoder"} <= changed
     assert metrics["actor_critic/actor_grad_norm"] > 0
+
+
+def test_the_replay_value_loss_trains_the_critic_on_the_replayed_sequences():
+    spec = ActionSpec.discrete(3)
+    plain, replayed = agent(spec), agent(spec, replay_value=0.3)
+    batch = make_batch(spec)
+    batch["is_terminal"][:, 3], batch["is_first"][:, 4] = True, True  # an episode ends inside each sequence
+    torch.manual_seed(5)
+    without = plain.update(batch)
+    torch.manual_seed(5)
+    with_replay = replayed.update(batch)
+    assert "actor_critic/replay_return" not in without and math.isfinite(with_replay["actor_critic/replay_return"])
+    # the same imagination (same seed), but the critic also learnt from the replayed returns
+    assert with_replay["actor_critic/return"] == without["actor_critic/return"]
+    assert with_replay["actor_critic/replay_loss"] > 0
+    assert not torch.equal(plain.actor_critic.critic[1].weight, replayed.actor_critic.critic[1].weight)
+    torch.testing.assert_close(plain.actor_critic.actor[1].weight, replayed.actor_critic.actor[1].weight)
 
 
 def test_weights_and_optimiser_state_round_trip():
@@ -160,7 +178,7 @@ def test_compiled_update_keeps_the_maths(spec):
     """train.compile compiles the world model's pass in chunks, the imagination and the actor-critic's loss as
     regions: with the eager random numbers (inductor's own differ) two updates match the eager agent's."""
     torch.manual_seed(0)
-    config = DreamerConfig(sized("debug"), ActorCriticConfig(units=16, layers=1, bins=31), horizon=3)
+    config = DreamerConfig(sized("debug"), ActorCriticConfig(units=16, layers=1, bins=31, replay_value=0.3), horizon=3)
     eager = DreamerAgent({"vector": (4,)}, spec, config)
     compiled = copy.deepcopy(eager)
     compiled.compile_networks()
