@@ -94,12 +94,13 @@ class ActorCriticConfig:
 
 
 def lambda_returns(reward: torch.Tensor, value: torch.Tensor, cont: torch.Tensor,
-                   discount: float, lam: float) -> torch.Tensor:
+                   discount: float, lam: float, cut: torch.Tensor | None = None) -> torch.Tensor:
     """Lambda-returns [N, H] of a trajectory of H + 1 states.
 
     ``reward[:, t]`` is received on arriving at state t, ``cont[:, t]`` is the probability that
     the episode goes on from state t, ``value[:, t]`` estimates the return from state t. With
-    R_H = v_H: R_t = r_{t+1} + discount * c_{t+1} * ((1 - lam) * v_{t+1} + lam * R_{t+1}).
+    R_H = v_H: R_t = r_{t+1} + discount * c_{t+1} * ((1 - lam) * v_{t+1} + lam * R_{t+1}), or R_t = v_t where
+    ``cut[:, t + 1]`` (another episode starts there: a replayed sequence's return never reaches into it).
     """
     assert reward.shape == value.shape == cont.shape, (
         f"reward {tuple(reward.shape)}, value {tuple(value.shape)} and cont {tuple(cont.shape)} must match")
@@ -107,7 +108,8 @@ def lambda_returns(reward: torch.Tensor, value: torch.Tensor, cont: torch.Tensor
     returns = [value[:, -1]]
     for t in reversed(range(horizon)):
         bootstrap = (1 - lam) * value[:, t + 1] + lam * returns[-1]
-        returns.append(reward[:, t + 1] + discount * cont[:, t + 1] * bootstrap)
+        ahead = reward[:, t + 1] + discount * cont[:, t + 1] * bootstrap
+        returns.append(ahead if cut is None else torch.lerp(ahead, value[:, t], cut[:, t + 1]))
     return torch.stack(returns[::-1][:-1], 1)
 
 
@@ -117,15 +119,11 @@ def replay_returns(reward: torch.Tensor, value: torch.Tensor, terminal: torch.Te
     weight (0 where the next step starts another episode). ``reward[:, t]`` is received on arriving at state t,
     ``terminal`` marks states with no future, ``is_first`` episode starts; a state cut off by a time limit or the
     sequence's end bootstraps from its value."""
-    assert reward.shape == value.shape == terminal.shape == is_first.shape, (
-        f"reward {tuple(reward.shape)}, value {tuple(value.shape)}, terminal {tuple(terminal.shape)} and is_first "
-        f"{tuple(is_first.shape)} must match")
-    boundary, cont = is_first.float(), 1.0 - terminal.float()
-    returns = [value[:, -1]]
-    for t in reversed(range(reward.shape[1] - 1)):
-        ahead = reward[:, t + 1] + discount * cont[:, t + 1] * ((1 - lam) * value[:, t + 1] + lam * returns[-1])
-        returns.append(torch.lerp(ahead, value[:, t], boundary[:, t + 1]))
-    return torch.stack(returns[::-1][:-1], 1), 1.0 - boundary[:, 1:]
+    assert terminal.shape == is_first.shape == value.shape, (
+        f"value {tuple(value.shape)}, terminal {tuple(terminal.shape)} and is_first {tuple(is_first.shape)} must match")
+    boundary = is_first.float()
+    returns = lambda_returns(reward, value, 1.0 - terminal.float(), discount, lam, cut=boundary)
+    return returns, 1.0 - boundary[:, 1:]
 
 
 _T = typing.TypeVar("_T")
@@ -271,7 +269,7 @@ class ActorCritic(nn.Module):
         feat = feat.detach()
         logits = self.critic(feat)
         with torch.no_grad():
-            value = TwoHot(logits.detach(), self.bins).mean()
+            value = TwoHot(logits, self.bins).mean()
             returns, weight = replay_returns(reward.float(), value, terminal, is_first, c.discount, c.lam)
             slow = TwoHot(self.slow_critic(feat[:, :-1]), self.bins).mean()
         loss = critic_nll(logits, self.bins, returns, weight, slow, c.slow_reg)
