@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from agents.actions import ActionSpec, PolicyDist
+from agents.returns import Targets, critic_nll, critic_targets, lambda_returns, replay_critic_loss
 from world_models.distributions import ReturnNormalizer, TwoHot, twohot_bins
 from world_models.networks import MLP, frozen
 
@@ -93,42 +94,7 @@ class ActorCriticConfig:
         return self.actor_grad == "dynamics" or (self.actor_grad == "auto" and spec.kind == "continuous")
 
 
-def lambda_returns(reward: torch.Tensor, value: torch.Tensor, cont: torch.Tensor,
-                   discount: float, lam: float, cut: torch.Tensor | None = None) -> torch.Tensor:
-    """Lambda-returns [N, H] of a trajectory of H + 1 states.
-
-    ``reward[:, t]`` is received on arriving at state t, ``cont[:, t]`` is the probability that
-    the episode goes on from state t, ``value[:, t]`` estimates the return from state t. With
-    R_H = v_H: R_t = r_{t+1} + discount * c_{t+1} * ((1 - lam) * v_{t+1} + lam * R_{t+1}), or R_t = v_t where
-    ``cut[:, t + 1]`` (another episode starts there: a replayed sequence's return never reaches into it).
-    """
-    assert reward.shape == value.shape == cont.shape, (
-        f"reward {tuple(reward.shape)}, value {tuple(value.shape)} and cont {tuple(cont.shape)} must match")
-    horizon = reward.shape[1] - 1
-    returns = [value[:, -1]]
-    for t in reversed(range(horizon)):
-        bootstrap = (1 - lam) * value[:, t + 1] + lam * returns[-1]
-        ahead = reward[:, t + 1] + discount * cont[:, t + 1] * bootstrap
-        returns.append(ahead if cut is None else torch.lerp(ahead, value[:, t], cut[:, t + 1]))
-    return torch.stack(returns[::-1][:-1], 1)
-
-
-def replay_returns(reward: torch.Tensor, value: torch.Tensor, terminal: torch.Tensor, is_first: torch.Tensor,
-                   discount: float, lam: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """Lambda-returns [B, T - 1] along replayed sequences [B, T] that may cross episode boundaries, and each state's
-    weight (0 where the next step starts another episode). ``reward[:, t]`` is received on arriving at state t,
-    ``terminal`` marks states with no future, ``is_first`` episode starts; a state cut off by a time limit or the
-    sequence's end bootstraps from its value."""
-    assert terminal.shape == is_first.shape == value.shape, (
-        f"value {tuple(value.shape)}, terminal {tuple(terminal.shape)} and is_first {tuple(is_first.shape)} must match")
-    boundary = is_first.float()
-    returns = lambda_returns(reward, value, 1.0 - terminal.float(), discount, lam, cut=boundary)
-    return returns, 1.0 - boundary[:, 1:]
-
-
 _T = typing.TypeVar("_T")
-Targets = tuple[torch.Tensor, torch.Tensor, torch.Tensor]
-"""(value [N, H + 1], lambda-returns [N, H], state weights [N, H]) of a trajectory."""
 
 
 def critic_network(feat_dim: int, c: ActorCriticConfig) -> nn.Sequential:
@@ -137,25 +103,6 @@ def critic_network(feat_dim: int, c: ActorCriticConfig) -> nn.Sequential:
     nn.init.zeros_(out.weight)
     nn.init.zeros_(out.bias)
     return nn.Sequential(MLP(feat_dim, c.units, c.layers), out)
-
-
-@torch.no_grad()
-def critic_targets(critic_logits: torch.Tensor, bins: torch.Tensor, reward: torch.Tensor, cont: torch.Tensor,
-                   discount: float, lam: float) -> Targets:
-    """(value [N, H + 1], lambda-returns [N, H], state weights [N, H]) of a trajectory from a two-hot critic's
-    outputs on it; a state's weight is the discounted chance that the episode is still running there."""
-    value = TwoHot(critic_logits.detach(), bins).mean()
-    returns = lambda_returns(reward, value, cont, discount, lam)
-    weight = torch.cumprod(torch.cat([cont[:, :1], discount * cont[:, 1:]], 1), 1)[:, :-1]
-    return value, returns, weight
-
-
-def critic_nll(critic_logits: torch.Tensor, bins: torch.Tensor, returns: torch.Tensor, weight: torch.Tensor,
-               slow: torch.Tensor, slow_reg: float) -> torch.Tensor:
-    """A two-hot critic's loss on a trajectory [N, H + 1]: the weighted negative log-likelihood of the
-    lambda-returns [N, H] plus ``slow_reg`` times that of the slow critic's values [N, H]."""
-    critic = TwoHot(critic_logits[:, :-1], bins)
-    return (weight * -(critic.log_prob(returns) + slow_reg * critic.log_prob(slow))).mean()
 
 
 class StreamCritic(nn.Module):
@@ -263,18 +210,10 @@ class ActorCritic(nn.Module):
 
     def replay_loss(self, feat: torch.Tensor, reward: torch.Tensor, terminal: torch.Tensor, is_first: torch.Tensor
                     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """The first stream's critic loss on replayed sequences [B, T] (``replay_value``): its negative log-likelihood
-        of their ``replay_returns`` plus the slow regulariser, on detached posterior features [B, T, F]; pure."""
+        """The first stream's critic loss on replayed sequences [B, T] (``replay_value``): ``replay_critic_loss``."""
         c = self.config
-        feat = feat.detach()
-        logits = self.critic(feat)
-        with torch.no_grad():
-            value = TwoHot(logits, self.bins).mean()
-            returns, weight = replay_returns(reward.float(), value, terminal, is_first, c.discount, c.lam)
-            slow = TwoHot(self.slow_critic(feat[:, :-1]), self.bins).mean()
-        loss = critic_nll(logits, self.bins, returns, weight, slow, c.slow_reg)
-        return loss, {"replay_loss": loss.detach(), "replay_value": value.mean(),
-                      "replay_return": (weight * returns).sum() / weight.sum().clamp(min=1.0)}
+        return replay_critic_loss(self.critic, self.slow_critic, self.bins, c.discount, c.lam, c.slow_reg, feat, reward,
+                                  terminal, is_first)
 
     def loss(self, feat: torch.Tensor, action: torch.Tensor, reward: torch.Tensor | Mapping[str, torch.Tensor],
              cont: torch.Tensor, critic_logits: torch.Tensor | Mapping[str, torch.Tensor] | None = None,

@@ -50,7 +50,6 @@ from agents.planning import (
     random_walks,
     reach_scores,
     replay_pairs,
-    replayed_sequences,
 )
 from world_models.config import WorldModelConfig
 from world_models.rssm import State
@@ -365,7 +364,8 @@ class PlannerAgent(OptionAgent):
         self.landmarks.refresh(replayed_feat, c.landmark_refresh)
         trajectory = self.imagine(start, pool=replayed_feat if c.goals == "episode" else None)
         trajectory["cont"][:, 0] = 1.0 - terminal
-        sequences = replayed_sequences(replayed_feat.unflatten(0, deter.shape[:2]), batch) if c.replay_value else None
+        sequences = (replayed_feat.unflatten(0, deter.shape[:2]), batch["reward"], batch["is_terminal"],
+                     batch["is_first"]) if c.replay_value else None
         metrics.update({f"task_value/{k}": v for k, v in self.task_value.update(
             trajectory["feat"], trajectory["reward"], trajectory["cont"], sequences, c.replay_value, c.replay_best
         ).items()})

@@ -14,15 +14,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
+from functools import partial
 from typing import cast
 
 import torch
 from torch import nn
 
 from agents.actions import ActionSpec, PolicyDist
-from agents.actor_critic import ActorCriticConfig, StreamCritic, critic_nll, critic_targets
+from agents.actor_critic import ActorCriticConfig, StreamCritic
 from agents.goals import episode_ends
+from agents.returns import critic_nll, critic_targets, replay_critic_loss
 from world_models.distributions import TwoHot, twohot_bins
 from world_models.networks import MLP
 from world_models.rssm import RSSM, State
@@ -132,33 +134,26 @@ def random_walks(rssm: RSSM, spec: ActionSpec, start: State, walks: int, steps: 
     return pool, order + walks * steps * torch.arange(n, device=device)[:, None]
 
 
-def replayed_sequences(feat: torch.Tensor, batch: Mapping[str, torch.Tensor]
-                       ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Replayed sequences as trajectories for a critic: (features [B, T, F], rewards on arrival, continuation),
-    where an episode that starts inside a window cuts it (no transition leads into its first step, which gets
-    continuation 0 and reward 0, and the critic's weights vanish from there on)."""
-    inside = batch["is_first"].bool().clone()
-    inside[:, 0] = False
-    cont = (~batch["is_terminal"].bool() & ~inside).float()
-    return feat, batch["reward"].float().masked_fill(inside, 0.0), cont
-
-
-def best_returns(reward: torch.Tensor, value: torch.Tensor, cont: torch.Tensor, discount: float, most: int
-                 ) -> torch.Tensor:
+def best_returns(reward: torch.Tensor, value: torch.Tensor, cont: torch.Tensor, discount: float, most: int,
+                 cut: torch.Tensor | None = None) -> torch.Tensor:
     """The best of the 1- to ``most``-step returns [N, H] from each state of a trajectory [N, H + 1] (reward on
-    arrival, continue probability, values to bootstrap from), the steps on cut by the trajectory's end: the
+    arrival, continue probability, values to bootstrap from), the steps on cut by the trajectory's end and by
+    ``cut`` (another episode starts there; a state that no step of its own episode follows keeps its value): the
     return of the best state it reached within ``most`` steps. A planner that can steer to any state it has seen
     reached within an option is worth at least that; its TD(lambda) return is the behaviour's instead."""
     horizon = reward.shape[1] - 1
     now = torch.arange(horizon, device=reward.device)
     best = torch.full(reward[:, :-1].shape, -torch.inf, device=reward.device)
     total, scale = torch.zeros_like(best), torch.ones_like(best)
+    inside = torch.ones_like(best, dtype=torch.bool)
     for k in range(1, min(most, horizon) + 1):
         ahead = (now + k).clamp(max=horizon)
+        if cut is not None:
+            inside = inside & (cut[:, ahead] == 0)
         total = total + scale * reward[:, ahead]
         scale = scale * discount * cont[:, ahead]
-        best = torch.where(now + k <= horizon, torch.maximum(best, total + scale * value[:, ahead]), best)
-    return best
+        best = torch.where((now + k <= horizon) & inside, torch.maximum(best, total + scale * value[:, ahead]), best)
+    return best if cut is None else torch.where(best.isinf(), value[:, :-1], best)
 
 
 class ValueFunction(StreamCritic):
@@ -176,35 +171,34 @@ class ValueFunction(StreamCritic):
     def value(self, feat: torch.Tensor, slow: bool = False) -> torch.Tensor:
         return TwoHot((self.slow_critic if slow else self.critic)(feat), self.bins).mean()
 
-    def loss(self, feat: torch.Tensor, reward: torch.Tensor, cont: torch.Tensor, best: int = 0
+    def loss(self, feat: torch.Tensor, reward: torch.Tensor, cont: torch.Tensor
              ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(loss, values [N, H + 1], returns [N, H]) on a trajectory [N, H + 1] (reward on arrival, continue
-        probability): lambda-returns, or with ``best`` the best of the 1- to ``best``-step returns, bootstrapped
-        from the slow copy (``best_returns``)."""
+        """(loss, values [N, H + 1], returns [N, H]) on an imagined trajectory [N, H + 1] (reward on arrival,
+        continue probability): its lambda-returns."""
         c = self.config
         feat = feat.detach()
         logits = self.critic(feat)
         value, returns, weight = critic_targets(logits, self.bins, reward, cont, c.discount, c.lam)
         with torch.no_grad():
-            slow = self.value(feat if best else feat[:, :-1], slow=True)
-            if best:
-                returns, slow = best_returns(reward, slow, cont, c.discount, best), slow[:, :-1]
+            slow = self.value(feat[:, :-1], slow=True)
         return critic_nll(logits, self.bins, returns, weight, slow, c.slow_reg), value, returns
 
     def update(self, feat: torch.Tensor, reward: torch.Tensor, cont: torch.Tensor,
-               replayed: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None, replay_weight: float = 0.0,
-               replay_best: int = 0) -> dict[str, torch.Tensor]:
+               replayed: tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor] | None = None,
+               replay_weight: float = 0.0, replay_best: int = 0) -> dict[str, torch.Tensor]:
         """One Adam step on a trajectory [N, H + 1] (reward on arrival, continue probability), and with
-        ``replay_weight`` on ``replayed`` sequences too (features, rewards, continuation [B, T]; their targets the
-        best of the 1- to ``replay_best``-step returns where that is set), then the slow copy's EMA step."""
+        ``replay_weight`` on ``replayed`` sequences too (features, rewards, terminal and first flags [B, T] of
+        sequences that may cross episode boundaries: ``replay_critic_loss``; their targets the best of the 1- to
+        ``replay_best``-step returns where that is set), then the slow copy's EMA step."""
         c = self.config
         loss, value, returns = self.loss(feat, reward, cont)
         self.retnorm.update(returns)
         metrics: dict[str, torch.Tensor] = {}
         if replayed is not None and replay_weight:
-            replay_loss, _, replay_returns = self.loss(*replayed, best=replay_best)
+            targets = partial(best_returns, discount=c.discount, most=replay_best) if replay_best else None
+            replay_loss, metrics = replay_critic_loss(self.critic, self.slow_critic, self.bins, c.discount, c.lam,
+                                                      c.slow_reg, *replayed, returns=targets)
             loss = loss + replay_weight * replay_loss
-            metrics = {"replay_loss": replay_loss.detach(), "replay_return": replay_returns.mean()}
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if self.grad_sync is not None:

@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from agents.actions import ActionSpec, PolicyDist
-from agents.actor_critic import ActorCritic, ActorCriticConfig, lambda_returns, replay_returns
+from agents.actor_critic import ActorCritic, ActorCriticConfig
+from agents.returns import lambda_returns, replay_returns
 from world_models.distributions import TwoHot
 
 REWARD = torch.tensor([[0.0, 1.0, 2.0]])

@@ -7,9 +7,10 @@ import torch
 
 from agents import build_agent
 from agents.actions import ActionSpec
-from agents.actor_critic import ActorCriticConfig, lambda_returns
+from agents.actor_critic import ActorCriticConfig
 from agents.director import DirectorAgent, DirectorConfig
 from agents.goals import GoalConfig, max_cosine
+from agents.returns import lambda_returns
 from tests.test_dreamer import SPACE, make_batch, obs
 from world_models.config import sized
 

@@ -19,7 +19,6 @@ from agents.planning import (
     discounted_reach,
     reach_scores,
     replay_pairs,
-    replayed_sequences,
 )
 from tests.test_dreamer import SPACE, make_batch, obs
 from world_models.config import sized
@@ -201,29 +200,29 @@ def test_episode_goals_are_the_own_episodes_states_ahead_in_training_and_its_wal
         PlannerConfig(goals="replay")
 
 
-def test_replayed_sequences_cut_at_episode_starts_and_teach_the_task_value_real_returns():
-    batch = {"reward": torch.tensor([[0.0, 0.0, 1.0, 0.5, 0.0, 0.0]]),
-             "is_first": torch.tensor([[True, False, False, True, False, False]]),
-             "is_terminal": torch.tensor([[False, False, True, False, False, False]])}
-    _, reward, cont = replayed_sequences(torch.zeros(1, 6, 2), batch)
-    assert reward.tolist() == [[0.0, 0.0, 1.0, 0.0, 0.0, 0.0]]  # no transition leads into a new episode's start
-    assert cont.tolist() == [[1.0, 1.0, 0.0, 0.0, 1.0, 1.0]]
-
+def test_the_task_value_learns_real_returns_from_replayed_sequences_that_cross_episode_boundaries():
     torch.manual_seed(0)  # a 5-state chain paying 1 on arriving at its last, terminal state
     config = ActorCriticConfig(units=32, layers=1, bins=31, discount=0.5, lam=1.0, critic_lr=3e-3, slow_reg=0.0)
     value = ValueFunction(5, config)
-    chain = torch.eye(5)[None].expand(8, 5, 5)
-    replay = {"reward": torch.tensor([0.0, 0, 0, 0, 1]).expand(8, 5), "is_first": torch.eye(5)[0].bool().expand(8, 5),
-              "is_terminal": torch.eye(5)[4].bool().expand(8, 5)}
-    imagined = (torch.zeros(8, 3, 5), torch.zeros(8, 3), torch.ones(8, 3))  # imagination that never sees a reward
+    # replayed sequences of 6 steps: a whole episode and the next one's start, one crossing the terminal state into
+    # the next episode, one crossing a time limit that cut an episode at state 3 (which must bootstrap, not count 0)
+    states, reward, first, terminal = torch.tensor([[0, 1, 2, 3, 4, 0], [3, 4, 0, 1, 2, 3], [1, 2, 3, 0, 1, 2]]), \
+        torch.zeros(3, 6), torch.zeros(3, 6, dtype=torch.bool), torch.zeros(3, 6, dtype=torch.bool)
+    reward[0, 4] = reward[1, 1] = 1.0
+    first[0, 0] = first[0, 5] = first[1, 2] = first[2, 3] = True
+    terminal[0, 4] = terminal[1, 1] = True
+    chain = torch.eye(5)[states].repeat(3, 1, 1)
+    replay = {"reward": reward.repeat(3, 1), "is_first": first.repeat(3, 1), "is_terminal": terminal.repeat(3, 1)}
+    imagined = (torch.zeros(9, 3, 5), torch.zeros(9, 3), torch.ones(9, 3))  # imagination that never sees a reward
     before = {k: v.clone() for k, v in value.state_dict().items()}
     alone = ValueFunction(5, config)
     alone.load_state_dict(before)
     alone.update(*imagined)
-    value.update(*imagined, replayed=replayed_sequences(chain, replay), replay_weight=0.0)
+    sequences = (chain, replay["reward"], replay["is_terminal"], replay["is_first"])
+    value.update(*imagined, replayed=sequences, replay_weight=0.0)
     assert all(torch.equal(v, alone.state_dict()[k]) for k, v in value.state_dict().items())  # weight 0: as before
     for _ in range(300):
-        metrics = value.update(*imagined, replayed=replayed_sequences(chain, replay), replay_weight=1.0)
+        metrics = value.update(*imagined, replayed=sequences, replay_weight=1.0)
     assert "replay_loss" in metrics
     assert "task_value/replay_loss" in planner(replay_value=1.0).update(make_batch(SPEC, 2, 6))
     torch.testing.assert_close(value.value(torch.eye(5)[:4]), torch.tensor([0.125, 0.25, 0.5, 1.0]), atol=0.08,
@@ -239,6 +238,12 @@ def test_the_best_of_k_step_returns_value_the_best_state_reached_not_the_behavio
     assert best_returns(reward, value, terminal, 0.5, 4).tolist() == [[0.0, 0.0, 0.0, 0.0]]
     paid = torch.tensor([[0.0, 0, 1, -1, 3]])  # rewards on arrival: the best horizon from state 0 takes all three
     assert best_returns(paid, torch.zeros(1, 5), cont, 0.5, 4).tolist() == [[0.625, 1.25, 0.5, 3.0]]
+    # another episode starts at the state worth 4 (a replayed sequence crossing a time limit): no return reaches
+    # into it, and the state just before the cut, which no step of its own episode follows, keeps its own value
+    cut = torch.tensor([[0.0, 0, 1, 0, 0]])
+    assert best_returns(reward, value, cont, 0.5, 4, cut=cut).tolist() == [[0.0, 0.0, 0.0, 0.0]]
+    worth = torch.tensor([[0.0, 5, 0, 0, 0]])
+    assert best_returns(paid, worth, cont, 0.5, 4, cut=cut).tolist() == [[2.5, 5.0, 0.5, 3.0]]
     agent = planner(replay_value=1.0, replay_best=4)
     assert math.isfinite(agent.update(make_batch(SPEC, 2, 6))["task_value/replay_return"])
     with pytest.raises(ValueError, match="planner replay_best must be at least 0"):
