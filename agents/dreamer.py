@@ -17,6 +17,7 @@ from torch import nn
 
 from agents.actions import ActionSpec, PolicyDist
 from agents.actor_critic import ActorCritic, ActorCriticConfig
+from agents.explore import Disagreement, ExploreConfig
 from world_models.config import WorldModelConfig
 from world_models.networks import frozen
 from world_models.rssm import State
@@ -37,6 +38,8 @@ class DreamerConfig:
     """Imagination horizon, in steps."""
     imagination_starts: int = 0
     """Replayed states to start imagining from per update, drawn at random; 0 uses all B x T (DreamerV3)."""
+    explore: ExploreConfig = field(default_factory=ExploreConfig)
+    """Plan2Explore's disagreement as a second reward stream (agents/explore.py); off by default."""
 
 
 class WorldModelAgent(nn.Module):
@@ -185,8 +188,15 @@ class DreamerAgent(WorldModelAgent):
     def __init__(self, obs_space: Mapping[str, Sequence[int]], spec: ActionSpec, config: DreamerConfig | None = None):
         self.config = config or DreamerConfig()
         super().__init__(obs_space, spec, self.config.world_model, self.config.imagination_starts)
-        ac = self.config.actor_critic
-        self.actor_critic = ActorCritic(self.world_model.rssm.feat_dim, spec, ac, dynamics=ac.dynamics_for(spec))
+        ac, explore, wm = self.config.actor_critic, self.config.explore, self.config.world_model
+        streams = {"task": 1.0, "explore": explore.weight} if explore.weight else None
+        if streams and ac.dynamics_for(spec):
+            raise ValueError("exploration (agent.explore.weight > 0) needs a REINFORCE actor: set "
+                             "agent.actor_critic.actor_grad=reinforce for continuous actions, or explore.weight=0")
+        feat_dim = self.world_model.rssm.feat_dim
+        self.actor_critic = ActorCritic(feat_dim, spec, ac, dynamics=ac.dynamics_for(spec), streams=streams)
+        if streams:
+            self.explore = Disagreement(feat_dim, spec.dim, wm.stoch * wm.classes, explore)
 
     @torch.no_grad()
     def act(self, obs: Mapping[str, torch.Tensor], state: State, explore: bool, is_first: torch.Tensor
@@ -198,6 +208,21 @@ class DreamerAgent(WorldModelAgent):
 
     def actor_critics(self) -> dict[str, ActorCritic]:
         return {"actor_critic": self.actor_critic}
+
+    def training_only_modules(self) -> list[str]:
+        return super().training_only_modules() + (["explore"] if self.config.explore.weight else [])
+
+    def optimizers(self) -> dict[str, tuple[torch.optim.Optimizer, list[nn.Parameter]]]:
+        out = super().optimizers()
+        if self.config.explore.weight:
+            out["explore"] = (self.explore.optimizer, list(self.explore.parameters()))
+        return out
+
+    def set_sync(self, grad_sync: Callable[[list[nn.Parameter]], None] | None,
+                 stat_sync: Callable[[list[torch.Tensor]], None] | None) -> None:
+        super().set_sync(grad_sync, stat_sync)
+        if self.config.explore.weight:
+            self.explore.grad_sync, self.explore.stat_sync = grad_sync, stat_sync
 
     def compile_networks(self, **options: Any) -> None:
         """The parts, and the whole imagination as one region (its horizon unrolled)."""
@@ -236,9 +261,17 @@ class DreamerAgent(WorldModelAgent):
         trajectory["cont"] = torch.cat([1.0 - terminal[:, None], trajectory["cont"][:, 1:]], 1)
         ac, replay = self.actor_critic, None
         metrics: dict[str, torch.Tensor] = {}
-        if ac.config.replay_value > 0:  # DreamerV3's replay value loss: the critic learns from real sequences too
-            loss, metrics = ac.replay_loss(self.world_model.rssm.feat(post), batch["reward"], batch["is_terminal"],
-                                           batch["is_first"])
+        explored: dict[str, torch.Tensor] = {}
+        inputs: dict[str, Any] = dict(trajectory)
+        feat = self.world_model.rssm.feat(post) if self.config.explore.weight or ac.config.replay_value > 0 else None
+        if feat is not None and self.config.explore.weight:  # the ensemble learns from replay, rewards novelty
+            explored = self.explore.update(feat, batch["action"], post["stoch"], batch["is_first"])
+            bonus = self.explore.reward(trajectory["feat"], trajectory["action"])
+            inputs["reward"] = {"task": trajectory["reward"], "explore": bonus}
+            explored.update(reward=bonus[:, 1:].mean(), scale=self.explore.scale.clone())
+        if feat is not None and ac.config.replay_value > 0:  # DreamerV3's replay value loss: real sequences too
+            loss, metrics = ac.replay_loss(feat, batch["reward"], batch["is_terminal"], batch["is_first"])
             replay = ac.config.replay_value * loss
-        metrics.update(ac.update(**trajectory, critic_extra=replay))
-        return {f"actor_critic/{k}": v for k, v in metrics.items()}
+        metrics.update(ac.update(**inputs, critic_extra=replay))
+        return {**{f"actor_critic/{k}": v for k, v in metrics.items()},
+                **{f"explore/{k}": v for k, v in explored.items()}}

@@ -93,11 +93,11 @@ class AgentConfig(Section):
     goal: dict[str, Any] = {}
     """director: overrides of the goal autoencoder, e.g. {groups: 8, classes: 8} (see agents.GoalConfig)."""
     hierarchy: dict[str, Any] = {}
-    """director: overrides of every, task_weight, explore_weight, worker_task_weight, reach_weight, manager_prior,
-    replay_goals, centre_states, stat_rate, chunk_reward, critic_streams (see agents.DirectorConfig)."""
+    """director: overrides of agents.DirectorConfig (every, task_weight, explore_weight, reach_weight, ...)."""
     planner: dict[str, Any] = {}
-    """planner: overrides of every, landmarks, most, options, samples, iterations, elites, candidates, explore_goals,
-    hindsight and the rest of agents.PlannerConfig."""
+    """planner: overrides of agents.PlannerConfig (every, landmarks, samples, iterations, explore_goals, ...)."""
+    explore: dict[str, Any] = {}
+    """dreamer: the disagreement bonus, e.g. {weight: 0.1} (agents.explore.ExploreConfig: weight, models, ...)."""
     horizon: int = Field(0, ge=0)
     """Imagination horizon in steps; 0 takes the agent's default (dreamer 15, director and planner 16)."""
     imagination_starts: int = Field(0, ge=0)

@@ -23,6 +23,7 @@ def _check_override_types(agent: Any) -> None:
     """Refuse an agent override whose value is not of its field's type (a number given as text, say)."""
     from agents.actor_critic import ActorCriticConfig
     from agents.director import DirectorConfig
+    from agents.explore import ExploreConfig
     from agents.goals import GoalConfig
     from agents.planner import PlannerConfig
     from world_models.config import WorldModelConfig
@@ -31,9 +32,11 @@ def _check_override_types(agent: Any) -> None:
                              and f.default_factory is dataclasses.MISSING}
                    for section, kind in (("hierarchy", DirectorConfig), ("planner", PlannerConfig))}
     sections: dict[str, Any] = {"world_model": WorldModelConfig(), "actor_critic": ActorCriticConfig(),
-                                "manager": ActorCriticConfig(), "worker": ActorCriticConfig(), "goal": GoalConfig()}
+                                "manager": ActorCriticConfig(), "worker": ActorCriticConfig(), "goal": GoalConfig(),
+                                "explore": ExploreConfig()}
     for section, overrides in (("world_model", agent.world_model), ("actor_critic", agent.actor_critic),
                                ("manager", agent.manager), ("worker", agent.worker), ("goal", agent.goal),
+                               ("explore", agent.explore),
                                ("hierarchy", agent.hierarchy), ("planner", agent.planner)):
         names = list(flat_fields[section]) if section in flat_fields else [
             f.name for f in dataclasses.fields(sections[section])]
@@ -64,6 +67,7 @@ def agent_config(config: Config) -> Any:
     """The agent's config (DreamerConfig, DirectorConfig or PlannerConfig) from the ``agent`` section."""
     from agents.director import DirectorConfig
     from agents.dreamer import DreamerConfig
+    from agents.explore import ExploreConfig
     from agents.goals import GoalConfig
     from agents.planner import PlannerConfig
     from world_models.config import sized
@@ -71,7 +75,7 @@ def agent_config(config: Config) -> Any:
     agent = config.agent
     _check_override_types(agent)
     applies = {"manager": ("director", "planner"), "worker": ("director", "planner"), "goal": ("director",),
-               "hierarchy": ("director",), "planner": ("planner",)}
+               "hierarchy": ("director",), "planner": ("planner",), "explore": ("dreamer",)}
     for key, names in applies.items():
         if getattr(agent, key) and agent.name not in names:
             raise ConfigError(f"agent.{key} applies to agent.name={' or '.join(names)} only; agent.name is "
@@ -81,7 +85,8 @@ def agent_config(config: Config) -> Any:
         if agent.name == "dreamer":
             flat = DreamerConfig()
             return DreamerConfig(world_model, dataclasses.replace(flat.actor_critic, **agent.actor_critic),
-                                 agent.horizon or flat.horizon, agent.imagination_starts)
+                                 agent.horizon or flat.horizon, agent.imagination_starts,
+                                 ExploreConfig(**agent.explore))
         if agent.name == "planner":
             plan = PlannerConfig()
             return PlannerConfig(
