@@ -228,6 +228,8 @@ class DreamerAgent(WorldModelAgent):
         """The parts, and the whole imagination as one region (its horizon unrolled)."""
         super().compile_networks(**options)
         self.imagine = torch.compile(self.imagine, **options)  # type: ignore[method-assign]
+        if self.config.explore.weight:
+            self.explore.spread = torch.compile(self.explore.spread, **options)  # type: ignore[method-assign]
 
     def imagine(self, start: State) -> dict[str, torch.Tensor]:
         """Imagined trajectories [N, H + 1, ...] from start states under the actor, with ``actor_out``, the actor's

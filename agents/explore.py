@@ -85,15 +85,19 @@ class Disagreement(nn.Module):
         self.optimizer.step()
         return {"loss": loss.detach()}
 
+    def spread(self, feat: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
+        """The members' disagreement [N, H] over the steps of imagined trajectories [N, H + 1, ...]: the standard
+        deviation of their predictions of the latent after each step, averaged over the latent; pure."""
+        pred = self(feat[:, :-1], action[:, :-1])
+        centred = pred - pred.mean(0)  # the standard deviation written out: torch's std over the leading dim is
+        return (centred.square().sum(0) / (len(pred) - 1)).sqrt().mean(-1)  # ten times slower on CPUs
+
     @torch.no_grad()
     def reward(self, feat: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
         """The exploration reward on arrival [N, H + 1] of imagined trajectories [N, H + 1, ...]: the members'
-        spread over the step that led there (0 at the start), divided by its running mean."""
-        pred = self(feat[:, :-1], action[:, :-1])
-        centred = pred - pred.mean(0)  # the members' standard deviation, written out: torch's std over the leading
-        spread = (centred.square().sum(0) / (len(pred) - 1)).sqrt().mean(-1)  # dim is ten times slower on CPUs
-        mean = spread.mean()
-        self.scale.lerp_(mean, torch.where(self.scale > 0, self.config.stat_rate, 1.0))
+        ``spread`` over the step that led there (0 at the start), divided by its running mean."""
+        spread = self.spread(feat, action)
+        self.scale.lerp_(spread.mean(), torch.where(self.scale > 0, self.config.stat_rate, 1.0))
         if self.stat_sync is not None:
             self.stat_sync([self.scale])
         return torch.cat([torch.zeros_like(spread[:, :1]), spread / self.scale.clamp(min=1e-8)], 1)
