@@ -28,7 +28,8 @@ class ExploreConfig:
     """Members of the ensemble."""
     units: int = 64
     """Hidden units of each member (one hidden layer). The ensemble's cost, its pass over every imagined step and its
-    own update, was about 35 ms an update at the key-door preset's 4,096 imagined steps on one CPU core."""
+    own update, was about 35 ms an update at the key-door preset's 4,096 imagined steps on one CPU core (an
+    ad-hoc timing; README, Training)."""
     lr: float = 3e-4
     """Adam learning rate of the ensemble."""
     stat_rate: float = 0.01
