@@ -1,6 +1,7 @@
 """Learning tests (slow, `make test-slow`): agents solve tasks on a CPU within stated budgets.
 
-Budgets (2 cores): CartPole-v1 in 20,000 env steps (about 7 minutes); the key-door task in the preset's
+Budgets (2 cores): CartPole-v1 within the preset's 8,000 env steps (issue 14's target: a greedy evaluation, every
+2,000 env steps, at or above 450; about 3 minutes); the key-door task in the preset's
 15,000 env steps (train ratio 96, half the replayed sequences around rewarded steps; about 6 to 11 minutes by
 host; over seeds 0-2 the greedy return was 1.0, 1.0 and 0.7 at 15,000 env steps, README, Results); Pendulum-v1
 (continuous actions) in the preset's 10,000 env steps (about 10 minutes; -324.7 at
@@ -41,8 +42,12 @@ def train_and_evaluate(preset: str, run_dir: Path) -> dict:
 @pytest.mark.slow
 @pytest.mark.timeout(1800)
 def test_flat_agent_solves_cartpole(tmp_path):
-    report = train_and_evaluate("cartpole", tmp_path)
-    assert report["return"]["mean"] >= 450, report["episode_returns"]
+    train_and_evaluate("cartpole", tmp_path)  # the preset evaluates every 2,000 env steps
+    records = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    greedy = [(r["step"], r["eval/return"]) for r in records if r.get("eval/return") is not None]
+    # "within 8,000 env steps", as sample_efficiency's steps to threshold: the first greedy evaluation at or above
+    # 450 (of 500); the greedy policy still swings between evaluations once it has balanced (README, Results)
+    assert any(step <= 8_000 and value >= 450 for step, value in greedy), greedy
 
 
 @pytest.mark.slow
