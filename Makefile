@@ -22,7 +22,7 @@ test-slow: $(VENV)/.installed
 # compiled update (train.compile, on by default) computes what the eager one does
 test-guard: $(VENV)/.installed
 	$(BIN)/python -m pytest -m slow -k "compiled_update_keeps_the_maths" tests/test_dreamer.py
-	$(BIN)/python -m pytest -m slow -k "key_door" tests/test_learning.py
+	$(BIN)/python -m pytest -m slow -k "key_door or cartpole or pendulum" tests/test_learning.py
 	$(BIN)/python -m pytest -m slow tests/test_world_model_learning.py
 
 lint: $(VENV)/.installed
