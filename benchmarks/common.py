@@ -14,6 +14,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from forethought.tracking import read_metrics
+
 RESULTS = Path(__file__).resolve().parent / "results"
 ROOT = RESULTS.parent.parent
 
@@ -132,7 +134,7 @@ def train_run(presets: list[str], run_dir: Path, seed: int, overrides: list[str]
                             env={**os.environ, "RAY_AUTH_MODE": "disabled"})
     if result.returncode != 0:
         raise RuntimeError(f"{' '.join(command)} failed:\n{result.stderr[-3000:]}")
-    records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    records = read_metrics(run_dir)
     return {"records": records, "wall_s": time.perf_counter() - begin, "command": " ".join(command[1:]),
             "curve": [[r["step"], r["episode/return"]] for r in records if r.get("episode/return") is not None],
             "greedy": [[r["step"], r["eval/return"], r["time_s"]] for r in records if r.get("eval/return") is not None]}

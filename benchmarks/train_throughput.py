@@ -17,7 +17,6 @@ run at commit REV too (a git worktree, its own ``forethought`` on PYTHONPATH), t
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import signal
@@ -30,6 +29,7 @@ from typing import Any
 
 from benchmarks.common import print_table, spread, write_results
 from benchmarks.learner_timing import ROOT, worktree
+from forethought.tracking import read_metrics
 
 NEIGHBOURS = {
     "busy": "while True: pass",
@@ -56,7 +56,7 @@ def measure(tree: Path, presets: list[str], steps: int, skip: int, neighbour: st
             other.wait()
     if result.returncode != 0:
         raise SystemExit(f"`{' '.join(command)}` in {tree} failed:\n{result.stderr[-2000:]}")
-    records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    records = read_metrics(run_dir)
     first = next(r for r in records if r["step"] >= skip)
     last = records[-1]
     return (last["step"] - first["step"]) / (last["time_s"] - first["time_s"])

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import csv
 import glob
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +22,7 @@ import yaml
 from scipy import stats
 
 from forethought.config import ConfigError
+from forethought.tracking import read_metrics
 
 X_KEYS = {"env_steps": ("step", "env steps"), "wall": ("time_s", "wall seconds")}
 
@@ -77,7 +77,7 @@ def load(runs: Sequence[Path], metric: str, group: str) -> list[Curve]:
     curves = []
     for run in runs:
         config = yaml.safe_load((run / "config.yaml").read_text()) if (run / "config.yaml").exists() else {}
-        rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines() if line.strip()]
+        rows = read_metrics(run)
         rows = [r for r in rows if r.get(metric) is not None]
         if not rows:
             raise ConfigError(f"run '{run}' has no '{metric}' records; pick another --metric (for example "

@@ -23,6 +23,11 @@ CONSOLE_KEYS = ("episode/return", "eval/return", "episode/length", "perf/env_ste
                 "world_model/loss", "actor_critic/entropy")
 
 
+def read_metrics(run_dir: Path) -> list[dict[str, Any]]:
+    """The records of a run folder's ``metrics.jsonl``, in the order written (what :class:`Tracker` writes)."""
+    return [json.loads(line) for line in (Path(run_dir) / "metrics.jsonl").read_text().splitlines() if line.strip()]
+
+
 class Tracker:
     """One sink for metric records: JSONL always, the console, and W&B unless disabled."""
 

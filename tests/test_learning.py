@@ -26,14 +26,10 @@ import pytest
 
 from benchmarks.sample_efficiency import to_threshold
 from forethought.stats import final_return
+from forethought.tracking import read_metrics
 
 ROOT = Path(__file__).resolve().parent.parent
 FORETHOUGHT = Path(sys.executable).parent / "forethought"
-
-
-def metrics(run_dir: Path) -> list[dict]:
-    """The run's metrics.jsonl records."""
-    return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
 
 
 def train_and_evaluate(preset: str, run_dir: Path) -> dict:
@@ -50,7 +46,8 @@ def train_and_evaluate(preset: str, run_dir: Path) -> dict:
 @pytest.mark.timeout(1800)
 def test_flat_agent_solves_cartpole(tmp_path):
     train_and_evaluate("cartpole", tmp_path)  # the preset evaluates every 2,000 env steps
-    greedy = [[r["step"], r["eval/return"], r["time_s"]] for r in metrics(tmp_path) if r.get("eval/return") is not None]
+    greedy = [[r["step"], r["eval/return"], r["time_s"]] for r in read_metrics(tmp_path)
+              if r.get("eval/return") is not None]
     # "within 8,000 env steps" as sample_efficiency counts it: the first greedy evaluation at or above 450 (of 500);
     # the greedy policy still swings between evaluations once it has balanced (README, Results)
     steps, _ = to_threshold({"threshold": 450, "greedy": greedy})
@@ -76,7 +73,7 @@ def test_flat_agent_swings_up_the_pendulum(tmp_path):
 
 def final_exploring_return(run_dir: Path) -> float | None:
     """The run's final return (``forethought.stats.final_return``): the last metrics record's episode/return."""
-    return final_return([[r["step"], r["episode/return"]] for r in metrics(run_dir)
+    return final_return([[r["step"], r["episode/return"]] for r in read_metrics(run_dir)
                          if r.get("episode/return") is not None])
 
 
