@@ -33,6 +33,10 @@ class ActorCriticConfig:
     """Hidden layers of each MLP."""
     bins: int = 255
     """Bins of the two-hot critic."""
+    value_readout: str = "symlog"
+    """How the critic's two-hot bins read out: 'symlog' (the prediction ``symexp`` of the expected symlog bin, which
+    reads a rarely reached large return at a fraction of its expectation) or 'raw' (the bins as raw values, the
+    prediction their expectation; DreamerV3's later code), as ``world_model.reward_readout`` for rewards."""
     discount: float = 1 - 1 / 333
     """Discount per step (an effective horizon of 333 steps)."""
     lam: float = 0.95
@@ -85,6 +89,8 @@ class ActorCriticConfig:
         if not 0.0 <= self.entropy_target < 1.0 or not 0.0 < self.entropy_rate < 1.0:
             raise ValueError(f"entropy_target must be a fraction from 0 to below 1 and entropy_rate one above 0 and "
                              f"below 1, got {self.entropy_target} and {self.entropy_rate}")
+        if self.value_readout not in ("symlog", "raw"):
+            raise ValueError(f"value_readout must be 'symlog' or 'raw', got {self.value_readout!r}")
         if self.units < 1 or self.layers < 0 or self.bins < 2:
             raise ValueError(f"actor-critic units must be at least 1, layers at least 0 and bins at least 2, got "
                              f"units={self.units}, layers={self.layers}, bins={self.bins}")
@@ -110,6 +116,8 @@ class StreamCritic(nn.Module):
 
     def __init__(self, feat_dim: int, c: ActorCriticConfig):
         super().__init__()
+        #: the critic's bins are raw values (``value_readout`` 'raw')
+        self.raw = c.value_readout == "raw"
         self.critic = critic_network(feat_dim, c)
         self.slow_critic = copy.deepcopy(self.critic).requires_grad_(False)
         self.retnorm = ReturnNormalizer()
@@ -144,7 +152,8 @@ class ActorCritic(nn.Module):
         self.actor = nn.Sequential(MLP(feat_dim, c.units, c.layers), nn.Linear(c.units, spec.logits_dim))
         self.critic = critic_network(feat_dim, c)
         self.slow_critic = copy.deepcopy(self.critic).requires_grad_(False)
-        self.register_buffer("bins", twohot_bins(c.bins), persistent=False)
+        self.raw = c.value_readout == "raw"
+        self.register_buffer("bins", twohot_bins(c.bins, raw=self.raw), persistent=False)
         self.retnorm = ReturnNormalizer()
         self.streams = nn.ModuleDict({name: StreamCritic(feat_dim, c) for name in list(self.stream_weights)[1:]})
         if c.entropy_target:
@@ -193,11 +202,11 @@ class ActorCritic(nn.Module):
 
     def value(self, feat: torch.Tensor, slow: bool = False) -> torch.Tensor:
         """Expected return [...] of each state, by the critic or its slow copy."""
-        return TwoHot((self.slow_critic if slow else self.critic)(feat), self.bins).mean()
+        return TwoHot((self.slow_critic if slow else self.critic)(feat), self.bins, self.raw).mean()
 
     def targets(self, critic_logits: torch.Tensor, reward: torch.Tensor, cont: torch.Tensor) -> Targets:
         """``critic_targets`` with this actor-critic's bins, discount and lambda."""
-        return critic_targets(critic_logits, self.bins, reward, cont, self.config.discount, self.config.lam)
+        return critic_targets(critic_logits, self.bins, reward, cont, self.config.discount, self.config.lam, self.raw)
 
     def values_and_targets(self, feat: torch.Tensor, rewards: Mapping[str, torch.Tensor], cont: torch.Tensor
                            ) -> tuple[dict[str, torch.Tensor], dict[str, Targets]]:
@@ -213,7 +222,7 @@ class ActorCritic(nn.Module):
         """The first stream's critic loss on replayed sequences [B, T] (``replay_value``): ``replay_critic_loss``."""
         c = self.config
         return replay_critic_loss(self.critic, self.slow_critic, self.bins, c.discount, c.lam, c.slow_reg, feat, reward,
-                                  terminal, is_first)
+                                  terminal, is_first, raw=self.raw)
 
     def loss(self, feat: torch.Tensor, action: torch.Tensor, reward: torch.Tensor | Mapping[str, torch.Tensor],
              cont: torch.Tensor, critic_logits: torch.Tensor | Mapping[str, torch.Tensor] | None = None,
@@ -260,7 +269,7 @@ class ActorCritic(nn.Module):
             # the returns' own gradient, through the imagined states to the actions; the critic is held fixed on
             # this path (its loss below trains it on detached states)
             with frozen(self.critic):
-                value_path = TwoHot(self.critic(feat), self.bins).mean()
+                value_path = TwoHot(self.critic(feat), self.bins, self.raw).mean()
             objective = (lambda_returns(rewards[first], value_path, cont, c.discount, c.lam) - value[:, :-1]
                          ) / scales[first]
         else:
@@ -270,8 +279,9 @@ class ActorCritic(nn.Module):
         critic_loss = torch.zeros((), device=feat.device)
         metrics = {"entropy": entropy.mean().detach(), "advantage": advantage.mean()}
         for name, (_, slow_critic, _) in critics.items():
-            slow = TwoHot(slow_critic(feat[:, :-1].detach()), self.bins).mean()
-            critic_loss = critic_loss + critic_nll(logits[name], self.bins, target[name][1], weight, slow, c.slow_reg)
+            slow = TwoHot(slow_critic(feat[:, :-1].detach()), self.bins, self.raw).mean()
+            critic_loss = critic_loss + critic_nll(logits[name], self.bins, target[name][1], weight, slow, c.slow_reg,
+                                                   self.raw)
             prefix = f"{name}_" if name != first else ""
             metrics.update({f"{prefix}return": target[name][1].mean(), f"{prefix}value": target[name][0].mean(),
                             f"{prefix}return_scale": scales[name], f"{prefix}reward": rewards[name].detach().mean()})

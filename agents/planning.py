@@ -162,14 +162,14 @@ class ValueFunction(StreamCritic):
     def __init__(self, feat_dim: int, config: ActorCriticConfig):
         super().__init__(feat_dim, config)
         self.config = config
-        self.register_buffer("bins", twohot_bins(config.bins), persistent=False)
+        self.register_buffer("bins", twohot_bins(config.bins, raw=self.raw), persistent=False)
         self.optimizer = torch.optim.Adam(self.critic.parameters(), lr=config.critic_lr, eps=config.eps)
         self.grad_sync: Callable[[list[nn.Parameter]], None] | None = None
 
     bins: torch.Tensor
 
     def value(self, feat: torch.Tensor, slow: bool = False) -> torch.Tensor:
-        return TwoHot((self.slow_critic if slow else self.critic)(feat), self.bins).mean()
+        return TwoHot((self.slow_critic if slow else self.critic)(feat), self.bins, self.raw).mean()
 
     def loss(self, feat: torch.Tensor, reward: torch.Tensor, cont: torch.Tensor
              ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -178,10 +178,10 @@ class ValueFunction(StreamCritic):
         c = self.config
         feat = feat.detach()
         logits = self.critic(feat)
-        value, returns, weight = critic_targets(logits, self.bins, reward, cont, c.discount, c.lam)
+        value, returns, weight = critic_targets(logits, self.bins, reward, cont, c.discount, c.lam, self.raw)
         with torch.no_grad():
             slow = self.value(feat[:, :-1], slow=True)
-        return critic_nll(logits, self.bins, returns, weight, slow, c.slow_reg), value, returns
+        return critic_nll(logits, self.bins, returns, weight, slow, c.slow_reg, self.raw), value, returns
 
     def update(self, feat: torch.Tensor, reward: torch.Tensor, cont: torch.Tensor,
                replayed: tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor] | None = None,
@@ -197,7 +197,7 @@ class ValueFunction(StreamCritic):
         if replayed is not None and replay_weight:
             targets = partial(best_returns, discount=c.discount, most=replay_best) if replay_best else None
             replay_loss, metrics = replay_critic_loss(self.critic, self.slow_critic, self.bins, c.discount, c.lam,
-                                                      c.slow_reg, *replayed, returns=targets)
+                                                      c.slow_reg, *replayed, returns=targets, raw=self.raw)
             loss = loss + replay_weight * replay_loss
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()

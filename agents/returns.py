@@ -49,26 +49,27 @@ def replay_returns(reward: torch.Tensor, value: torch.Tensor, terminal: torch.Te
 
 @torch.no_grad()
 def critic_targets(critic_logits: torch.Tensor, bins: torch.Tensor, reward: torch.Tensor, cont: torch.Tensor,
-                   discount: float, lam: float) -> Targets:
+                   discount: float, lam: float, raw: bool = False) -> Targets:
     """(value [N, H + 1], lambda-returns [N, H], state weights [N, H]) of a trajectory from a two-hot critic's
-    outputs on it; a state's weight is the discounted chance that the episode is still running there."""
-    value = TwoHot(critic_logits.detach(), bins).mean()
+    outputs on it; a state's weight is the discounted chance that the episode is still running there. ``raw``: the
+    critic's bins are raw values (``TwoHot``), here and in the functions below."""
+    value = TwoHot(critic_logits.detach(), bins, raw).mean()
     returns = lambda_returns(reward, value, cont, discount, lam)
     weight = torch.cumprod(torch.cat([cont[:, :1], discount * cont[:, 1:]], 1), 1)[:, :-1]
     return value, returns, weight
 
 
 def critic_nll(critic_logits: torch.Tensor, bins: torch.Tensor, returns: torch.Tensor, weight: torch.Tensor,
-               slow: torch.Tensor, slow_reg: float) -> torch.Tensor:
+               slow: torch.Tensor, slow_reg: float, raw: bool = False) -> torch.Tensor:
     """A two-hot critic's loss on a trajectory [N, H + 1]: the weighted negative log-likelihood of the
     lambda-returns [N, H] plus ``slow_reg`` times that of the slow critic's values [N, H]."""
-    critic = TwoHot(critic_logits[:, :-1], bins)
+    critic = TwoHot(critic_logits[:, :-1], bins, raw)
     return (weight * -(critic.log_prob(returns) + slow_reg * critic.log_prob(slow))).mean()
 
 
 def replay_critic_loss(critic: nn.Module, slow_critic: nn.Module, bins: torch.Tensor, discount: float, lam: float,
                        slow_reg: float, feat: torch.Tensor, reward: torch.Tensor, terminal: torch.Tensor,
-                       is_first: torch.Tensor, returns: Callable[..., torch.Tensor] | None = None
+                       is_first: torch.Tensor, returns: Callable[..., torch.Tensor] | None = None, raw: bool = False
                        ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """A two-hot critic's loss on replayed sequences [B, T]: its negative log-likelihood of their ``replay_returns``
     plus the slow regulariser, on detached posterior features [B, T, F]; pure. ``returns(reward, slow values, cont,
@@ -77,14 +78,14 @@ def replay_critic_loss(critic: nn.Module, slow_critic: nn.Module, bins: torch.Te
     feat = feat.detach()
     logits = critic(feat)
     with torch.no_grad():
-        value = TwoHot(logits, bins).mean()
+        value = TwoHot(logits, bins, raw).mean()
         if returns is None:
             targets, weight = replay_returns(reward.float(), value, terminal, is_first, discount, lam)
-            slow = TwoHot(slow_critic(feat[:, :-1]), bins).mean()
+            slow = TwoHot(slow_critic(feat[:, :-1]), bins, raw).mean()
         else:
-            slow = TwoHot(slow_critic(feat), bins).mean()
+            slow = TwoHot(slow_critic(feat), bins, raw).mean()
             targets = returns(reward.float(), slow, 1.0 - terminal.float(), cut=is_first.float())
             slow, weight = slow[:, :-1], 1.0 - is_first.float()[:, 1:]
-    loss = critic_nll(logits, bins, targets, weight, slow, slow_reg)
+    loss = critic_nll(logits, bins, targets, weight, slow, slow_reg, raw)
     return loss, {"replay_loss": loss.detach(), "replay_value": value.mean(),
                   "replay_return": (weight * targets).sum() / weight.sum().clamp(min=1.0)}

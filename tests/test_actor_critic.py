@@ -316,3 +316,24 @@ def test_reward_streams_are_checked_by_name():
         ActorCritic(4, ActionSpec.continuous(1), ActorCriticConfig(units=8, layers=1), dynamics=True, streams={"a": 1})
     assert len(ac.critic_parameters()) == 2 * len(list(ac.critic.parameters()))
     assert sum(len(g["params"]) for g in ac.critic_opt.param_groups) == len(ac.critic_parameters())
+
+
+@pytest.mark.parametrize("readout, low, high", [("raw", 0.35, 0.65), ("symlog", 0.0, 0.25)])
+def test_the_critic_of_a_rarely_paid_return_reads_its_expectation_with_raw_bins(readout, low, high):
+    """A return of 10 on one imagined trajectory in 20, whatever the action: the 'raw' critic values the start at the
+    expected 0.5, the 'symlog' one at a fraction of it; an unknown readout is named."""
+    torch.manual_seed(0)
+    config = ActorCriticConfig(units=32, layers=1, critic_lr=3e-3, slow_rate=1.0, value_readout=readout)
+    ac = ActorCritic(4, ActionSpec.discrete(2), config)
+    feat = torch.randn(1, 1, 4).expand(64, 2, 4).contiguous()
+    cont = torch.tensor([1.0, 0.0]).expand(64, 2)
+    g = torch.Generator().manual_seed(0)
+    for _ in range(300):
+        reward = torch.zeros(64, 2)
+        reward[:, 1] = 10.0 * (torch.rand(64, generator=g) < 0.05).float()
+        ac.update(feat, ac.policy(feat).sample(), reward, cont)
+    with torch.no_grad():
+        value = float(ac.value(feat[:, 0]).mean())
+    assert low < value < high, value
+    with pytest.raises(ValueError, match="value_readout must be 'symlog' or 'raw'"):
+        ActorCriticConfig(value_readout="mean")

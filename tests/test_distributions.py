@@ -282,3 +282,34 @@ def test_return_normalizer_rejects_bad_arguments():
         ReturnNormalizer(low_quantile=0.9, high_quantile=0.1)
     with pytest.raises(ValueError, match="empty"):
         ReturnNormalizer().update(torch.zeros(0))
+
+
+def test_twohot_raw_bins_are_the_symlog_bins_raw_values_and_start_at_exactly_zero():
+    raw = twohot_bins(raw=True)
+    assert torch.allclose(raw, symexp(twohot_bins()), rtol=1e-6)
+    assert torch.equal(raw, -raw.flip(0)) and raw[127].item() == 0.0
+    assert torch.equal(TwoHot(torch.zeros(4, 255), raw, raw=True).mean(), torch.zeros(4))
+    # a target between two raw bins splits its weight linearly in raw space: 10 lies between bins 142 and 143
+    logits = torch.linspace(-3.0, 3.0, 255)
+    log_probs = torch.log_softmax(logits, -1)
+    below, above = raw[142].item(), raw[143].item()
+    assert below < 10.0 < above
+    share = (10.0 - below) / (above - below)
+    expected = (1 - share) * log_probs[142].item() + share * log_probs[143].item()
+    assert TwoHot(logits, raw, raw=True).log_prob(torch.tensor(10.0)).item() == pytest.approx(expected, rel=1e-5)
+
+
+@pytest.mark.parametrize("raw, low, high", [(True, 0.45, 0.55), (False, 0.05, 0.2)])
+def test_twohot_readout_of_a_rare_large_reward(raw, low, high):
+    """A head fitted to a reward of 10 on one step in 20: the raw readout gives its expectation, 0.5; symexp of the
+    expected symlog bin reads about a quarter of it (symlog 10 = 2.4), which is why ``reward_readout`` exists."""
+    bins = twohot_bins(raw=raw)
+    targets = torch.zeros(400)
+    targets[::20] = 10.0
+    logits = torch.zeros(255, requires_grad=True)  # a zero-initialised head with no input
+    opt = torch.optim.Adam([logits], lr=0.05)
+    for _ in range(600):
+        opt.zero_grad()
+        (-TwoHot(logits.expand(400, 255), bins, raw=raw).log_prob(targets).mean()).backward()
+        opt.step()
+    assert low < TwoHot(logits.detach(), bins, raw=raw).mean().item() < high

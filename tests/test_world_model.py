@@ -237,3 +237,24 @@ def test_posterior_from_the_embedding_projected_once_equals_the_one_layer_over_d
     prior = rssm.img_step(state, action, sample=False)
     logits = rssm.post_net(torch.cat([prior["deter"], embed], -1))  # the layer as a whole, on [deter, embed]
     torch.testing.assert_close(post["logits"], rssm._latent(logits, sample=False)["logits"])
+
+
+@pytest.mark.parametrize("readout, low, high", [("raw", 0.35, 0.65), ("symlog", 0.0, 0.25)])
+def test_reward_readout_of_a_rare_reward(readout, low, high):
+    """Where nothing in the observations tells when a reward of 10 comes (one step in 20), the 'raw' readout predicts
+    its expectation, 0.5, and 'symlog' a fraction of it; an unknown readout is named."""
+    model = tiny(reward_readout=readout)
+    model.optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
+    g = torch.Generator().manual_seed(0)
+    for _ in range(60):
+        batch = make_batch(batch=8, steps=10)
+        batch["image"].zero_()
+        batch["vector"].zero_()
+        batch["reward"] = 10.0 * (torch.rand(8, 10, generator=g) < 0.05).float()
+        model.update(batch)
+    with torch.no_grad():
+        _, _, post = model.loss_and_states(batch)
+        predicted = model.reward(model.rssm.feat(post)).mean().item()
+    assert low < predicted < high, predicted
+    with pytest.raises(ValueError, match="reward_readout must be 'symlog' or 'raw'"):
+        tiny(reward_readout="mean")

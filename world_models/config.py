@@ -35,6 +35,10 @@ class WorldModelConfig:
     """Regex of observation keys that go through the MLP (1-d float vectors)."""
     bins: int = 255
     """Bins of the two-hot reward head."""
+    reward_readout: str = "symlog"
+    """How the reward head's two-hot bins read out: 'symlog' (DreamerV3's paper: bins evenly spaced in symlog space,
+    the prediction ``symexp`` of the expected bin, which reads a rare large reward at a fraction of its expectation)
+    or 'raw' (DreamerV3's later code: the same bins as raw values, the prediction their expectation)."""
     free_nats: float = 1.0
     """Free bits: KL terms below this many nats per step are not penalised."""
     dyn_scale: float = 0.5
@@ -55,6 +59,8 @@ class WorldModelConfig:
         if bad or self.layers < 0:
             raise ValueError(f"world-model sizes must be positive integers (layers may be 0), got "
                              f"{bad or {'layers': self.layers}}")
+        if self.reward_readout not in ("symlog", "raw"):
+            raise ValueError(f"reward_readout must be 'symlog' or 'raw', got {self.reward_readout!r}")
         if self.deter % self.blocks:
             raise ValueError(f"the GRU state (deter={self.deter}) must split evenly into blocks, "
                              f"got blocks={self.blocks}")

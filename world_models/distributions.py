@@ -50,8 +50,9 @@ def categorical_index(probs: Tensor, generator: torch.Generator | None = None) -
     return (cdf <= u * last).sum(-1).clamp_(max=probs.shape[-1] - 1)
 
 
-def twohot_bins(num_bins: int = 255, low: float = -20.0, high: float = 20.0) -> Tensor:
-    """Bin centres ``[num_bins]`` evenly spaced from ``low`` to ``high`` in symlog space (float32).
+def twohot_bins(num_bins: int = 255, low: float = -20.0, high: float = 20.0, raw: bool = False) -> Tensor:
+    """Bin centres ``[num_bins]`` evenly spaced from ``low`` to ``high`` in symlog space (float32); with ``raw``
+    the raw values they stand for (their ``symexp``), the bins of ``TwoHot(..., raw=True)``.
 
     The defaults cover raw values up to ``symexp(20) ~ 4.9e8`` in magnitude.
     """
@@ -66,7 +67,7 @@ def twohot_bins(num_bins: int = 255, low: float = -20.0, high: float = 20.0) -> 
     unit = steps / (num_bins - 1)
     bins = (low + high) / 2 + (high - low) / 2 * unit
     bins[0], bins[-1] = low, high
-    return bins.to(torch.float32)
+    return (symexp(bins) if raw else bins).to(torch.float32)
 
 
 def _check_bins(bins: Tensor) -> None:
@@ -116,9 +117,16 @@ class TwoHot:
 
     ``logits [..., K]`` score the bins ``[K]`` of :func:`twohot_bins`; targets and predictions are in
     raw (un-squashed) space, the symlog transform is applied inside.
+
+    With ``raw`` the bins are raw values themselves (``symexp`` of :func:`twohot_bins`: dense near 0, reaching
+    ``+-symexp(20)``), targets are split between their two neighbouring raw bins and the prediction is the
+    probability-weighted sum of the bins (DreamerV3's later heads). That mean is the expectation of what was seen:
+    a reward of 10 on one step in 20 reads 0.5, where ``symexp`` of the expected symlog bin reads about 0.12. The
+    far bins cannot blow it up while their mirrored pairs keep equal probabilities, which a zero-initialised output
+    layer keeps exactly for every pair that no target reaches.
     """
 
-    def __init__(self, logits: Tensor, bins: Tensor) -> None:
+    def __init__(self, logits: Tensor, bins: Tensor, raw: bool = False) -> None:
         _check_bins(bins)
         if logits.dim() < 1 or logits.shape[-1] != bins.shape[0]:
             raise ValueError(
@@ -126,6 +134,7 @@ class TwoHot:
             )
         self.logits = _float_for_math(logits)
         self.bins = bins.to(device=self.logits.device, dtype=self.logits.dtype)
+        self.raw = raw
         self._log_probs: Tensor | None = None  # once per instance: a critic scores two targets
 
     @property
@@ -134,8 +143,9 @@ class TwoHot:
         return torch.softmax(self.logits, -1)
 
     def mean(self) -> Tensor:
-        """Prediction ``[...]`` in raw space: ``symexp`` of the expected bin value."""
-        return symexp(_symmetric_sum(self.probs * self.bins))
+        """Prediction ``[...]`` in raw space: ``symexp`` of the expected bin value, or with ``raw`` the expected bin."""
+        expected = _symmetric_sum(self.probs * self.bins)
+        return expected if self.raw else symexp(expected)
 
     def mode(self) -> Tensor:
         """Same as :meth:`mean`.
@@ -146,7 +156,8 @@ class TwoHot:
         return self.mean()
 
     def log_prob(self, target: Tensor) -> Tensor:
-        """Log-likelihood ``[...]`` of a raw-space ``target [...]``: ``sum(twohot(symlog(target)) * log_softmax)``."""
+        """Log-likelihood ``[...]`` of a raw-space ``target [...]``: ``sum(twohot(symlog(target)) * log_softmax)``
+        (``twohot(target)`` with ``raw``)."""
         if target.shape != self.logits.shape[:-1]:
             raise ValueError(
                 f"TwoHot target shape {tuple(target.shape)} must equal the logits' leading shape "
@@ -156,7 +167,8 @@ class TwoHot:
         # keeps bins with vanishing probability finite, and symlog + clamping in the encoder keeps
         # huge or infinite targets on the end bin.
         # the two-hot code has two non-zero entries: gather them instead of a dense [..., K] product
-        below, weight_above = _twohot_neighbours(symlog(target.detach().to(self.logits.dtype)), self.bins)
+        target = target.detach().to(self.logits.dtype)
+        below, weight_above = _twohot_neighbours(target if self.raw else symlog(target), self.bins)
         if self._log_probs is None:  # a plain attribute, not functools.cached_property: its lock stops torch.compile
             self._log_probs = torch.log_softmax(self.logits, -1)
         pair = self._log_probs.gather(-1, torch.stack([below, below + 1], -1))
