@@ -95,6 +95,11 @@ class ActorCriticConfig:
             raise ValueError(f"actor-critic units must be at least 1, layers at least 0 and bins at least 2, got "
                              f"units={self.units}, layers={self.layers}, bins={self.bins}")
 
+    @property
+    def raw_values(self) -> bool:
+        """Whether the critics' bins are raw values (``value_readout`` 'raw')."""
+        return self.value_readout == "raw"
+
     def dynamics_for(self, spec: ActionSpec) -> bool:
         """Whether an actor of this action spec learns by backpropagation through the dynamics."""
         return self.actor_grad == "dynamics" or (self.actor_grad == "auto" and spec.kind == "continuous")
@@ -116,8 +121,7 @@ class StreamCritic(nn.Module):
 
     def __init__(self, feat_dim: int, c: ActorCriticConfig):
         super().__init__()
-        #: the critic's bins are raw values (``value_readout`` 'raw')
-        self.raw = c.value_readout == "raw"
+        self.raw = c.raw_values
         self.critic = critic_network(feat_dim, c)
         self.slow_critic = copy.deepcopy(self.critic).requires_grad_(False)
         self.retnorm = ReturnNormalizer()
@@ -152,7 +156,7 @@ class ActorCritic(nn.Module):
         self.actor = nn.Sequential(MLP(feat_dim, c.units, c.layers), nn.Linear(c.units, spec.logits_dim))
         self.critic = critic_network(feat_dim, c)
         self.slow_critic = copy.deepcopy(self.critic).requires_grad_(False)
-        self.raw = c.value_readout == "raw"
+        self.raw = c.raw_values
         self.register_buffer("bins", twohot_bins(c.bins, raw=self.raw), persistent=False)
         self.retnorm = ReturnNormalizer()
         self.streams = nn.ModuleDict({name: StreamCritic(feat_dim, c) for name in list(self.stream_weights)[1:]})

@@ -52,7 +52,9 @@ class WorldModel(nn.Module):
         nn.init.zeros_(reward_out.bias)
         self.reward_head = nn.Sequential(MLP(feat, c.units, c.layers), reward_out)
         self.cont_head = nn.Sequential(MLP(feat, c.units, c.layers), nn.Linear(c.units, 1))
-        self.register_buffer("bins", twohot_bins(c.bins, raw=c.reward_readout == "raw"), persistent=False)
+        #: the reward head's bins are raw values (``reward_readout`` 'raw')
+        self.raw_reward = c.reward_readout == "raw"
+        self.register_buffer("bins", twohot_bins(c.bins, raw=self.raw_reward), persistent=False)
         self.optimizer = torch.optim.Adam(self.parameters(), lr=c.lr, eps=c.eps)
         #: called with the parameters after backward, before clipping: data-parallel learners average
         #: their gradients here (set by the trainer; None on one learner)
@@ -119,7 +121,7 @@ class WorldModel(nn.Module):
 
     def reward(self, feat: torch.Tensor) -> torch.Tensor:
         """Predicted reward in raw units."""
-        return TwoHot(self.reward_head(feat), self.bins, self.config.reward_readout == "raw").mean()
+        return TwoHot(self.reward_head(feat), self.bins, self.raw_reward).mean()
 
     def cont(self, feat: torch.Tensor) -> torch.Tensor:
         """Predicted probability that the episode continues."""
@@ -150,7 +152,7 @@ class WorldModel(nn.Module):
         c = self.config
         feat = self.rssm.feat(post)
         losses = {f"loss_{k}": v for k, v in self.decoder.loss(self.decoder(feat), batch).items()}
-        losses["loss_reward"] = -TwoHot(self.reward_head(feat), self.bins, c.reward_readout == "raw").log_prob(
+        losses["loss_reward"] = -TwoHot(self.reward_head(feat), self.bins, self.raw_reward).log_prob(
             batch["reward"].float())
         cont_target = 1.0 - batch["is_terminal"].float()
         losses["loss_cont"] = F.binary_cross_entropy_with_logits(
