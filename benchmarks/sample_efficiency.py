@@ -48,7 +48,7 @@ class Task:
 TASKS: dict[str, Task] = {
     "keydoor_vector": Task("keydoor_vector", 0.9, 15_000, 2_500, 10),
     "minigrid": Task("minigrid", 0.9, 25_000, 5_000, 10),
-    "cartpole": Task("cartpole", 450.0, 8_000, 2_000, 5),
+    "cartpole": Task("cartpole", 450.0, 8_000, 2_000, 10),  # 10 greedy episodes, as its learning test
     "pinpad_vector": Task("pinpad_vector", None, 30_000, 5_000, 5),
     "keydoor": Task("keydoor", 0.9, 30_000, 5_000, 10),
     "pendulum": Task("pendulum", -200.0, 10_000, 2_000, 5),

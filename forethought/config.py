@@ -126,6 +126,8 @@ class TrainConfig(Section):
     replay has any, for the reward head and critics; 0 samples uniformly (see replay/rewarded_windows)."""
     reward_starts: bool = True
     """False starts no imagination in the sequences reward_fraction drew: they then teach only the world model."""
+    terminal_fraction: float = Field(0.0, ge=0, le=1)
+    """Share of replayed sequences drawn to hold an episode's termination (after reward_fraction's, from the rest)."""
     prefill: int = Field(1000, ge=0)
     """Env steps of random actions before training starts."""
     rollout_length: PositiveInt = 64
@@ -143,14 +145,12 @@ class TrainConfig(Section):
     """Env steps between greedy evaluations during training (eval/return and eval/length, on env copies and
     seeds of their own); 0 evaluates only at the end. The last evaluation, at the end, is the final return."""
     sample_beside_learning: bool = True
-    """Remote env runners collect the next fragment while the learner trains (the train ratio still held); False
-    takes turns, sampling then training."""
+    """Env runners collect the next fragment while the learner trains (train ratio held); False takes turns."""
     compile: bool = True
-    """torch.compile the learner's update (README, Learner speed): the first update compiles, 2 to 3 minutes on 2
-    CPU cores the first time, seconds once cached. The debug preset turns it off (runs too short to pay)."""
+    """torch.compile the learner's update (README, Learner speed; 2 to 3 minutes on 2 cores until cached)."""
     precision: Literal["float32", "bfloat16"] = "float32"
-    """bfloat16: the learner's matrix products under torch.autocast, weights, optimiser state and losses float32;
-    faster on GPUs and CPUs with AMX (1.1x to 1.2x); on key door it learnt about as float32 did over seeds 0-2."""
+    """bfloat16: the learner's matrix products under torch.autocast (weights, optimiser and losses float32); faster
+    on GPUs and CPUs with AMX (1.1x to 1.2x)."""
 
 
 class ScaleConfig(Section):

@@ -27,7 +27,7 @@ class Replay:
 
     def __init__(self, spec: Mapping[str, tuple[tuple[int, ...], Any]], capacity: int, lanes: int,
                  recent_fraction: float = 0.0, recent_window: int = 0, seed: int = 0, reward_fraction: float = 0.0,
-                 reward_starts: bool = True):
+                 reward_starts: bool = True, terminal_fraction: float = 0.0):
         """
         Args:
             spec: key -> (shape, dtype) of each step's entries, e.g. {'image': ((64, 64, 3), np.uint8)}.
@@ -38,13 +38,17 @@ class Replay:
                 at a uniform place in the window), while replay holds any; the rest as above.
             reward_starts: False adds ``no_start`` [B, T] to each sample, True on the windows drawn around a
                 reward, so that the agent starts no imagination there (same draws either way).
+            terminal_fraction: share of windows drawn, as for rewards, around a step where an episode terminated
+                (not one cut by a time limit), while replay holds any; drawn after the reward windows, from the rest.
         """
         if capacity < lanes or lanes < 1:
             raise ValueError(f"replay capacity ({capacity}) must be at least the number of lanes ({lanes}) >= 1")
-        for name, share in (("recent_fraction", recent_fraction), ("reward_fraction", reward_fraction)):
+        for name, share in (("recent_fraction", recent_fraction), ("reward_fraction", reward_fraction),
+                            ("terminal_fraction", terminal_fraction)):
             if not 0.0 <= share <= 1.0:
                 raise ValueError(f"{name} must be in [0, 1], got {share}")
         self.reward_fraction, self.reward_starts = reward_fraction, reward_starts
+        self.terminal_fraction = terminal_fraction
         self.spec = {k: (tuple(shape), np.dtype(dtype)) for k, (shape, dtype) in spec.items()}
         for key in ("action", "reward", "is_first", "is_terminal"):
             if key not in self.spec:
@@ -122,7 +126,10 @@ class Replay:
             offsets = np.where(recent, newest, offsets)
         drawn = np.zeros(batch, bool)
         if self.reward_fraction:
-            lanes, offsets, drawn = self._around_rewards(lanes, offsets, windows, length)
+            lanes, offsets, drawn = self._around(self.rewarded(), self.reward_fraction, lanes, offsets, windows, length)
+        if self.terminal_fraction:  # only the windows the reward draw left alone; ``drawn`` stays the reward draw's
+            lanes, offsets, _ = self._around(self.marked("is_terminal"), self.terminal_fraction, lanes, offsets,
+                                             windows, length, free=~drawn)
         oldest = (self.cursor[lanes] - self.filled[lanes]) % self.lane_size
         index = (oldest[:, None] + offsets[:, None] + np.arange(length)) % self.lane_size
         out = {k: v[lanes[:, None], index] for k, v in self.data.items()}
@@ -133,19 +140,26 @@ class Replay:
             out["no_start"] = np.repeat(drawn[:, None], length, 1)
         return out
 
-    def rewarded(self) -> tuple[np.ndarray, np.ndarray]:
-        """Lane and position (0 = the lane's oldest step) of every stored step with a non-zero reward."""
-        lane, physical = np.nonzero(self.data["reward"] != 0)
+    def marked(self, key: str) -> tuple[np.ndarray, np.ndarray]:
+        """Lane and position (0 = the lane's oldest step) of every stored step whose ``key`` is non-zero."""
+        lane, physical = np.nonzero(self.data[key] != 0)
         position = (physical - (self.cursor[lane] - self.filled[lane])) % self.lane_size
         keep = position < self.filled[lane]
         return lane[keep], position[keep]
 
-    def _around_rewards(self, lanes: np.ndarray, offsets: np.ndarray, windows: np.ndarray, length: int
-                        ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Replace ``reward_fraction`` of the windows by windows holding a rewarded step, where replay has one;
-        also return which windows were replaced."""
-        lane, position = self.rewarded()
-        picked = self.rng.random(len(lanes)) < self.reward_fraction
+    def rewarded(self) -> tuple[np.ndarray, np.ndarray]:
+        """Lane and position of every stored step with a non-zero reward (``marked('reward')``)."""
+        return self.marked("reward")
+
+    def _around(self, marked: tuple[np.ndarray, np.ndarray], fraction: float, lanes: np.ndarray,
+                offsets: np.ndarray, windows: np.ndarray, length: int, free: np.ndarray | None = None
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Replace ``fraction`` of the windows (of those ``free``, if given) by windows holding one of the
+        ``marked`` steps, where replay has one; also return which windows were replaced."""
+        lane, position = marked
+        picked = self.rng.random(len(lanes)) < fraction
+        if free is not None:
+            picked &= free
         usable = windows[lane] > 0
         if not usable.any() or not picked.any():
             return lanes, offsets, np.zeros(len(lanes), bool)

@@ -58,7 +58,7 @@ def algorithm_config(config: Config) -> Any:
                   batch_length_T=train.batch_length, train_ratio=train.train_ratio,
                   replay_capacity=train.replay_capacity, recent_fraction=train.recent_fraction,
                   recent_window=train.recent_window, reward_fraction=train.reward_fraction,
-                  reward_starts=train.reward_starts,
+                  reward_starts=train.reward_starts, terminal_fraction=train.terminal_fraction,
                   prefill_steps=train.prefill,
                   learner_threads=scale.learner_threads, env_runner_threads=scale.env_runner_threads,
                   compile_learner=train.compile, learner_precision=train.precision,

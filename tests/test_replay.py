@@ -155,3 +155,27 @@ def test_reward_starts_false_marks_the_windows_drawn_around_rewards():
     assert holds[no_start[:, 0]].all()  # every marked window was drawn around the reward
     assert 0.4 < no_start[:, 0].mean() < 0.6
     assert (~no_start[:, 0] & ~holds).any()  # the uniform ones stay as starts
+
+
+def test_terminal_fraction_draws_windows_that_hold_an_episode_end_after_the_reward_draw():
+    def filled(**kwargs: object) -> Replay:
+        replay = Replay(SPEC, capacity=600, lanes=2, seed=5, **kwargs)
+        replay.add("c", sparse_chunk(0, 300, set()), done=False)
+        replay.add("a", sparse_chunk(0, 100, set()) | {"is_terminal": np.eye(100, dtype=bool)[-1]}, done=True)
+        replay.add("b", sparse_chunk(100, 200, {150}), done=False)  # after "a" in its lane, rewarded at step 150
+        return replay
+
+    ended = filled(terminal_fraction=0.5).sample(2000, 16)
+    holds_end = ended["is_terminal"].any(axis=1)
+    uniform = 16 / (2 * 285)  # windows holding step 99 among all windows
+    assert abs(holds_end.mean() - (0.5 + 0.5 * uniform)) < 0.04
+    assert (np.diff(ended["vector"][..., 0], axis=1) == 1).all()  # whole windows of one stream
+
+    # with both, the terminal draw takes only windows the reward draw left: the reward windows are kept as they were
+    both, rewards = filled(reward_fraction=0.5, terminal_fraction=1.0), filled(reward_fraction=0.5)
+    batch, alone = both.sample(2000, 16), rewards.sample(2000, 16)
+    drawn = alone["reward"].sum(axis=1) > 0
+    assert batch["is_terminal"][~drawn].any(axis=1).all()
+    assert 0.4 < (batch["reward"].sum(axis=1) > 0).mean() < 0.6
+    with pytest.raises(ValueError, match="terminal_fraction must be in"):
+        Replay(SPEC, capacity=600, lanes=2, terminal_fraction=-0.1)

@@ -57,6 +57,7 @@ class ForethoughtConfig(AlgorithmConfig):
         self.recent_window = 10_000
         self.reward_fraction = 0.0
         self.reward_starts = True
+        self.terminal_fraction = 0.0
         self.prefill_steps = 1000
         self.learner_threads: int | str = 1
         self.env_runner_threads = 1
@@ -71,7 +72,7 @@ class ForethoughtConfig(AlgorithmConfig):
                  batch_length_T: Any = NotProvided, train_ratio: Any = NotProvided,
                  replay_capacity: Any = NotProvided, recent_fraction: Any = NotProvided,
                  recent_window: Any = NotProvided, reward_fraction: Any = NotProvided, reward_starts: Any = NotProvided,
-                 prefill_steps: Any = NotProvided,
+                 terminal_fraction: Any = NotProvided, prefill_steps: Any = NotProvided,
                  learner_threads: Any = NotProvided, env_runner_threads: Any = NotProvided,
                  compile_learner: Any = NotProvided, learner_precision: Any = NotProvided,
                  sample_beside_learning: Any = NotProvided,
@@ -108,7 +109,8 @@ class ForethoughtAlgorithm(Algorithm):
         self.replay = Replay(replay_spec(probe.observation_space, self.spec), self.config.replay_capacity, lanes,
                              self.config.recent_fraction, max(1, self.config.recent_window // lanes),
                              seed=self.config.seed or 0, reward_fraction=self.config.reward_fraction,
-                             reward_starts=self.config.reward_starts)
+                             reward_starts=self.config.reward_starts,
+                             terminal_fraction=self.config.terminal_fraction)
         probe.close()
         self.counters = {"env_steps": 0, "replayed_steps": 0, "updates": 0, "episodes": 0}
         self._carry: dict[str, float] = {}  # reward on arrival at the next chunk's first observation
