@@ -127,7 +127,7 @@ class TrainConfig(Section):
     reward_starts: bool = True
     """False starts no imagination in the sequences reward_fraction drew: they then teach only the world model."""
     terminal_fraction: float = Field(0.0, ge=0, le=1)
-    """Share of replayed sequences drawn to hold an episode's termination (after reward_fraction's, from the rest)."""
+    """Share of the sequences reward_fraction's draw left (all, at 0) drawn to hold an episode's termination."""
     prefill: int = Field(1000, ge=0)
     """Env steps of random actions before training starts."""
     rollout_length: PositiveInt = 64

@@ -39,7 +39,7 @@ class Replay:
             reward_starts: False adds ``no_start`` [B, T] to each sample, True on the windows drawn around a
                 reward, so that the agent starts no imagination there (same draws either way).
             terminal_fraction: share of windows drawn, as for rewards, around a step where an episode terminated
-                (not one cut by a time limit), while replay holds any; drawn after the reward windows, from the rest.
+                (not one cut by a time limit), while replay holds any: a share of the windows the reward draw left.
         """
         if capacity < lanes or lanes < 1:
             raise ValueError(f"replay capacity ({capacity}) must be at least the number of lanes ({lanes}) >= 1")

@@ -1,7 +1,8 @@
 """Learning tests (slow, `make test-slow`): agents solve tasks on a CPU within stated budgets.
 
 Budgets (2 cores): CartPole-v1 within the preset's 8,000 env steps (issue 14's target: a greedy evaluation, every
-2,000 env steps, at or above 450; about 3 minutes); the key-door task in the preset's
+2,000 env steps, at or above 450; about 4 to 6 minutes; half the replayed sequences around episode ends, without
+which an AMD EPYC host passed none of seeds 0-2, README, Results); the key-door task in the preset's
 15,000 env steps (train ratio 96, half the replayed sequences around rewarded steps; about 6 to 11 minutes by
 host; over seeds 0-2 the greedy return was 1.0, 1.0 and 0.7 at 15,000 env steps, README, Results); Pendulum-v1
 (continuous actions) in the preset's 10,000 env steps (about 7 minutes; -324.7 at
