@@ -19,7 +19,7 @@ import numpy as np
 
 from forethought import loading, run_folder
 from forethought.config import load_config
-from forethought.diagnose import agent_discount, lane_streams, returns_to_go, task_critic, world_model_outputs
+from forethought.diagnose import _agent_outputs, agent_discount, lane_streams, returns_to_go
 from forethought.evaluate import AgentPolicy, make_env
 
 BUCKETS = ((0.0, 1.0), (1.0, 1.8), (1.8, 2.2), (2.2, 2.5))
@@ -72,9 +72,7 @@ def main(argv: list[str] | None = None) -> None:
     keys = [*agent.world_model.keys, "action", "reward", "is_first", "is_terminal"]
     for lane, stream in enumerate(lane_streams(checkpoint / "replay.npz")):
         stream = {k: stream[k] for k in keys}
-        out = {k: v[0].numpy() for k, v in world_model_outputs(agent.world_model, {k: v[None] for k, v in
-                                                                                   stream.items()},
-                                                               task_critic(agent)).items()}
+        out = _agent_outputs(agent, stream)
         returns, complete = returns_to_go(stream["reward"], stream["is_first"], stream["is_terminal"],
                                           agent_discount(agent))
         x, terminal = np.abs(stream["vector"][:, 0]), stream["is_terminal"].astype(bool)
