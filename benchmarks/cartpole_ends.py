@@ -12,61 +12,40 @@ bucketed by |x|. The figures of README, Results, "CartPole: sequences around epi
 
 from __future__ import annotations
 
-import argparse
-from pathlib import Path
-
 import numpy as np
 
-from forethought import loading, run_folder
-from forethought.config import load_config
+from benchmarks.common import open_probe_run
 from forethought.diagnose import _agent_outputs, agent_discount, lane_streams, returns_to_go
-from forethought.evaluate import AgentPolicy, make_env
+from forethought.evaluate import AgentPolicy
 
 BUCKETS = ((0.0, 1.0), (1.0, 1.8), (1.8, 2.2), (2.2, 2.5))
 
 
-def episode_ends(agent: object, config: object, episodes: int, seed: int, explore: bool) -> list[tuple[int, float,
-                                                                                                       float]]:
-    """(length, cart position, pole angle at the last step) of each episode."""
-    env = make_env(config)  # type: ignore[arg-type]
+def episode_ends(agent: object, env: object, episodes: int, seed: int, explore: bool) -> list[tuple[int, float, float]]:
+    """(length, cart position, pole angle at the last step) of each episode of ``env``."""
     ends = []
-    try:
-        for i in range(episodes):
-            policy = AgentPolicy(agent, explore=explore)
-            policy.reset(seed + i)
-            obs, _ = env.reset(seed=seed + i)
-            length, done = 0, False
-            while not done:
-                obs, _, terminated, truncated, _ = env.step(policy(obs))
-                length, done = length + 1, terminated or truncated
-            x, _, angle, _ = env.unwrapped.state  # type: ignore[attr-defined]
-            ends.append((length, round(float(x), 2), round(float(angle), 2)))
-    finally:
-        env.close()
+    for i in range(episodes):
+        policy = AgentPolicy(agent, explore=explore)
+        policy.reset(seed + i)
+        obs, _ = env.reset(seed=seed + i)  # type: ignore[attr-defined]
+        length, done = 0, False
+        while not done:
+            obs, _, terminated, truncated, _ = env.step(policy(obs))  # type: ignore[attr-defined]
+            length, done = length + 1, terminated or truncated
+        x, _, angle, _ = env.unwrapped.state  # type: ignore[attr-defined]
+        ends.append((length, round(float(x), 2), round(float(angle), 2)))
     return ends
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("target", type=Path, help="a CartPole run folder or one of its checkpoints")
-    parser.add_argument("--episodes", type=int, default=10)
-    parser.add_argument("--seed", type=int, default=100, help="episode i is seeded SEED + i")
-    args = parser.parse_args(argv)
-    import torch
-
-    torch.set_num_threads(1)
+    args, _, checkpoint, env, agent = open_probe_run(
+        __doc__ or "", "CartPole", argv, 10,
+        lambda config, env: None if config.env.id == "CartPole-v1" else "this probe reads CartPole-v1 runs only")
     try:
-        run_dir, checkpoint = run_folder.find_checkpoint(args.target, None)
-    except run_folder.CheckpointError as error:
-        raise SystemExit(str(error)) from None
-    config = load_config([str(run_dir / "config.yaml")], [f"run.dir={run_dir}"])
-    if config.env.id != "CartPole-v1":
-        raise SystemExit(f"'{run_dir}' trained on {config.env.id}; this probe reads CartPole-v1 runs only")
-    env = make_env(config)
-    agent = loading.load_agent(checkpoint, config, env.observation_space, env.action_space)
-    env.close()
-    for explore in (False, True):
-        ends = episode_ends(agent, config, args.episodes, args.seed, explore)
+        ends_by = {explore: episode_ends(agent, env, args.episodes, args.seed, explore) for explore in (False, True)}
+    finally:
+        env.close()
+    for explore, ends in ends_by.items():
         edge = sum(length < 500 and abs(x) >= 2.4 for length, x, _ in ends)
         print(f"{'sampled' if explore else 'greedy'}: {edge} of {len(ends)} off an edge; (length, x, angle) {ends}")
     keys = [*agent.world_model.keys, "action", "reward", "is_first", "is_terminal"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import platform
@@ -10,6 +11,7 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -138,3 +140,34 @@ def train_run(presets: list[str], run_dir: Path, seed: int, overrides: list[str]
     return {"records": records, "wall_s": time.perf_counter() - begin, "command": " ".join(command[1:]),
             "curve": [[r["step"], r["episode/return"]] for r in records if r.get("episode/return") is not None],
             "greedy": [[r["step"], r["eval/return"], r["time_s"]] for r in records if r.get("eval/return") is not None]}
+
+
+def open_probe_run(description: str, what: str, argv: list[str] | None, episodes: int,
+                   check: Callable[[Any, Any], str | None]) -> tuple[argparse.Namespace, Path, Path, Any, Any]:
+    """The command line of a probe that plays a run's agent (a target, ``--episodes``, ``--seed``), then the run
+    folder, checkpoint, env and agent (on one torch thread). ``check(config, env)`` returns why the run does not
+    suit the probe, or None; a reason, a missing run or a missing checkpoint ends the command with that sentence."""
+    import torch
+
+    from forethought import loading, run_folder
+    from forethought.config import load_config
+    from forethought.evaluate import make_env
+
+    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("target", type=Path, help=f"a {what} run folder or one of its checkpoints")
+    parser.add_argument("--episodes", type=int, default=episodes)
+    parser.add_argument("--seed", type=int, default=100, help="episode i is seeded SEED + i")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(1)
+    try:
+        run_dir, checkpoint = run_folder.find_checkpoint(args.target, None)
+    except run_folder.CheckpointError as error:
+        raise SystemExit(str(error)) from None
+    config = load_config([str(run_dir / "config.yaml")], [f"run.dir={run_dir}"])
+    env = make_env(config)
+    reason = check(config, env)
+    if reason:
+        env.close()
+        raise SystemExit(f"'{run_dir}' trained on {config.env.id}; {reason}")
+    agent = loading.load_agent(checkpoint, config, env.observation_space, env.action_space)
+    return args, run_dir, checkpoint, env, agent
