@@ -143,8 +143,10 @@ def train_run(presets: list[str], run_dir: Path, seed: int, overrides: list[str]
 
 
 def open_probe_run(description: str, what: str, argv: list[str] | None, episodes: int,
-                   check: Callable[[Any, Any], str | None]) -> tuple[argparse.Namespace, Path, Path, Any, Any]:
-    """The command line of a probe that plays a run's agent (a target, ``--episodes``, ``--seed``), then the run
+                   check: Callable[[Any, Any], str | None], options: dict[str, tuple[int, str]] | None = None
+                   ) -> tuple[argparse.Namespace, Path, Path, Any, Any]:
+    """The command line of a probe that plays a run's agent (a target, ``--episodes``, ``--seed`` and the integer
+    ``options``, each --name: (default, help)), then the run
     folder, checkpoint, env and agent (on one torch thread). ``check(config, env)`` returns why the run does not
     suit the probe, or None; a reason, a missing run or a missing checkpoint ends the command with that sentence."""
     import torch
@@ -157,6 +159,8 @@ def open_probe_run(description: str, what: str, argv: list[str] | None, episodes
     parser.add_argument("target", type=Path, help=f"a {what} run folder or one of its checkpoints")
     parser.add_argument("--episodes", type=int, default=episodes)
     parser.add_argument("--seed", type=int, default=100, help="episode i is seeded SEED + i")
+    for name, (default, text) in (options or {}).items():
+        parser.add_argument(f"--{name}", type=int, default=default, help=text)
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     try:

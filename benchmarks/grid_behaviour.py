@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from benchmarks.common import open_probe_run
-from forethought.diagnose import task_critic
+from forethought.diagnose import _agent_outputs, agent_discount, lane_streams, returns_to_go, task_critic
 from forethought.evaluate import AgentPolicy
 
 
@@ -65,21 +65,83 @@ def play(agent: Any, env: Any, mode: str, episodes: int, seed: int, max_steps: i
                       for k, v in sorted(kinds.items())}}
 
 
+def pinpad_replay(agent: Any, checkpoint: Any, env: Any, steps: int) -> dict[str, Any]:
+    """On the first ``steps`` steps of the checkpoint's first replay lane of a Pin Pad (vector) run: the critic's
+    value against the discounted return that followed, by the last two pads of the history; and at the steps where
+    the history changed (a pad other than the last one entered), how often the history decoded from the prior (one
+    step of the dynamics from the previous posterior, along the action taken) and from the posterior is right, then
+    the posterior one and two steps later; at completions, the countdown both decode (true: 1) and the reward head."""
+    import torch
+
+    n = env.unwrapped.num_pads
+    keys = [*agent.world_model.keys, "action", "reward", "is_first", "is_terminal"]
+    stream = {k: v[:steps] for k, v in lane_streams(checkpoint / "replay.npz")[0].items() if k in keys}
+    out = _agent_outputs(agent, stream)
+    returns, complete = returns_to_go(stream["reward"], stream["is_first"], stream["is_terminal"],
+                                      agent_discount(agent))
+    wm, vec = agent.world_model, stream["vector"]
+    start = 26 + n + 1  # position one-hots (26), the pad stood on (n + 1), then the history block and the countdown
+    history, countdown = vec[:, start : start + n * n].reshape(-1, n, n), vec[:, start + n * n]
+    with torch.no_grad():
+        batch = {k: torch.as_tensor(v[None]) for k, v in stream.items()}
+        batch["is_first"] = batch["is_first"].clone()
+        batch["is_first"][:, 0] = True
+        post, _ = wm.observe(batch, sample=False)
+        prior = wm.rssm.img_step({k: v[0, :-1] for k, v in post.items()}, batch["action"][0, :-1].float(), sample=False)
+        decoded = {"prior": wm.decode(wm.rssm.feat(prior))["vector"].numpy(),
+                   "posterior": wm.decode(wm.rssm.feat({k: v[0, 1:] for k, v in post.items()}))["vector"].numpy()}
+    filled = history.sum(2) > 0
+    slots = np.where(filled, history.argmax(2) + 1, 0)  # pad number per history slot, 0 where empty
+    count = filled.sum(1)
+    last = slots[np.arange(len(vec)), np.maximum(count - 1, 0)] * (count > 0)
+    before = slots[np.arange(len(vec)), np.maximum(count - 2, 0)] * (count > 1)
+    by_history = {}
+    for name, mask in {"last pads 1, 2": (before == 1) & (last == 2), "last pad 1": last == 1,
+                       "last pad 2, not after 1": (last == 2) & (before != 1), f"last pad {n}": last == n}.items():
+        mask = mask & complete.astype(bool) & (countdown == 0)
+        if mask.any():
+            by_history[name] = (float(mask.mean()), float(out["value"][mask].mean()), float(returns[mask].mean()))
+
+    def right(rec: np.ndarray, at: np.ndarray) -> float:
+        got = rec[at - 1, start : start + n * n].reshape(-1, n, n).argmax(2) == history[at].argmax(2)
+        return float((got | ~filled[at]).all(1).mean()) if len(at) else float("nan")
+
+    changed = np.nonzero((np.abs(history[1:] - history[:-1]).sum((1, 2)) > 0) & ~stream["is_first"][1:])[0] + 1
+    done = np.nonzero(countdown[1:] == 1.0)[0] + 1
+    return {"by_history": by_history, "changes": len(changed), "steps": len(vec),
+            "prior_right": right(decoded["prior"], changed), "posterior_right": right(decoded["posterior"], changed),
+            "posterior_later": [right(decoded["posterior"], changed[changed + k < len(vec)] + k) for k in (1, 2)],
+            "completions": {name: [round(float(x), 2) for x in values] for name, values in (
+                ("prior_countdown", decoded["prior"][done - 1, start + n * n]),
+                ("posterior_countdown", decoded["posterior"][done - 1, start + n * n]),
+                ("reward_head", out["reward"][done]))}}
+
+
 def main(argv: list[str] | None = None) -> None:
     args, run_dir, checkpoint, env, agent = open_probe_run(
         __doc__ or "", "grid-task", argv, 2,
-        lambda config, env: None if hasattr(env.unwrapped, "pos") else "this probe reads the built-in grid tasks only")
+        lambda config, env: None if hasattr(env.unwrapped, "pos") else "this probe reads the built-in grid tasks only",
+        {"replay-steps": (6000, "Pin Pad vector runs: how many replay steps the world-model figures read")})
     try:
         print(f"{run_dir} at {checkpoint.name}, {args.episodes} episodes per policy")
-        results = [play(agent, env, mode, args.episodes, args.seed) for mode in ("random", "sampled", "greedy")]
+        for mode in ("random", "sampled", "greedy"):
+            r = play(agent, env, mode, args.episodes, args.seed)
+            print(f"{mode:8s} return {r['return']:.2f}  actions {[round(a, 3) for a in r['actions']]}  "
+                  f"cells {r['cells']}  top cell {r['top_cell']:.3f}  still {r['still']:.3f}")
+            for kind, (share, reward, value) in r["kinds"].items():
+                print(f"    cell kind {kind}: share {share:.3f}, reward head {reward:.4f}, value {value:.3f}")
+        if hasattr(env.unwrapped, "history") and "vector" in agent.world_model.keys:
+            replay = pinpad_replay(agent, checkpoint, env, args.replay_steps)
+            print(f"replay, first {replay['steps']:,} steps of lane 0: critic's value against the return that followed")
+            for name, (share, value, ret) in replay["by_history"].items():
+                print(f"    {name}: share {share:.3f}, value {value:.3f}, return {ret:.3f}")
+            later = ", ".join(f"{x:.3f}" for x in replay["posterior_later"])
+            print(f"history changed at {replay['changes']} steps; decoded history right: prior "
+                  f"{replay['prior_right']:.3f}, posterior {replay['posterior_right']:.3f}, "
+                  f"posterior 1 and 2 steps later {later}")
+            print(f"completions: {replay['completions']}")
     finally:
         env.close()
-    for r in results:
-        mode = r["mode"]
-        print(f"{mode:8s} return {r['return']:.2f}  actions {[round(a, 3) for a in r['actions']]}  cells {r['cells']}"
-              f"  top cell {r['top_cell']:.3f}  still {r['still']:.3f}")
-        for kind, (share, reward, value) in r["kinds"].items():
-            print(f"    cell kind {kind}: share {share:.3f}, reward head {reward:.4f}, value {value:.3f}")
 
 
 if __name__ == "__main__":

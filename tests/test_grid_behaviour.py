@@ -1,5 +1,6 @@
 """The grid-behaviour probe reports where a policy spends its steps and what the agent's model reads there."""
 
+import numpy as np
 import pytest
 import torch
 
@@ -36,3 +37,46 @@ def test_probe_refuses_tasks_that_are_not_grids(tmp_path):
     (tmp_path / "checkpoints" / "step_0000001000" / "complete").touch()
     with pytest.raises(SystemExit, match="CartPole-v1; this probe reads the built-in grid tasks only"):
         main([str(tmp_path)])
+
+
+def test_pin_pad_replay_figures_count_history_changes_and_completions(tmp_path):
+    from benchmarks.grid_behaviour import pinpad_replay
+    from envs.pinpad import PinPad
+    from forethought.replay import Replay
+    from tests.test_pinpad import enter
+
+    env = make("forethought/PinPadVector3-v0", seed=0)  # the agent's spaces
+    pinpad = PinPad(num_pads=3, obs_type="vector")
+    obs, _ = pinpad.reset(seed=0)
+    rng = np.random.default_rng(0)
+    steps: dict[str, list] = {"vector": [], "action": [], "reward": [0.0], "is_first": [True], "is_terminal": []}
+    for _ in range(3):  # a few random moves, then the order 1, 2, 3 (a completion) and the celebration
+        for action in [*rng.integers(0, 5, 4), None, None, None, *rng.integers(0, 5, 12)]:
+            steps["vector"].append(obs)
+            if action is None:  # put the agent beside the next pad and step onto it (stored as a no-op)
+                before = pinpad.history[-1] if pinpad.history else 0
+                (obs, reward, *_), action = enter(pinpad, {0: 1, 1: 2, 2: 3, 3: 1}[before]), 0
+            else:
+                obs, reward, *_ = pinpad.step(int(action))
+            steps["action"].append(np.eye(5, dtype=np.float32)[int(action)])
+            steps["reward"].append(reward)
+            steps["is_first"].append(False)
+    steps["vector"].append(obs)
+    steps["action"].append(np.zeros(5, np.float32))
+    count = len(steps["vector"])
+    replay = Replay({"vector": ((obs.shape[0],), np.float32), "action": ((5,), np.float32), "reward": ((), np.float32),
+                     "is_first": ((), bool), "is_terminal": ((), bool)}, capacity=count, lanes=1)
+    replay.add("a", {"vector": np.array(steps["vector"], np.float32), "action": np.array(steps["action"]),
+                     "reward": np.array(steps["reward"], np.float32), "is_first": np.array(steps["is_first"]),
+                     "is_terminal": np.arange(count) == count - 1}, done=True)  # ended: every return is known
+    replay.save(tmp_path / "replay.npz")
+    torch.manual_seed(0)
+    agent = build_agent(obs_shapes(env.observation_space), action_spec(env.action_space), DreamerConfig(sized("debug")))
+    result = pinpad_replay(agent, tmp_path, env, steps=count)
+    env.close()
+    history = np.array(steps["vector"])[:, 30:39]
+    assert result["steps"] == count and result["changes"] == int((np.abs(np.diff(history, axis=0)).sum(1) > 0).sum())
+    assert result["changes"] >= 7  # pads 1, 2 and 3 each round, less any repeat of the last pad
+    assert all(len(v) == 3 for v in result["completions"].values())  # three completions, each read once
+    assert all(0.0 <= x <= 1.0 for x in [result["prior_right"], result["posterior_right"], *result["posterior_later"]])
+    assert "last pads 1, 2" in result["by_history"]

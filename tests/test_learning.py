@@ -79,23 +79,28 @@ def final_exploring_return(run_dir: Path) -> float | None:
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(3600)
-def test_director_reaches_pin_pad_rewards_the_flat_agent_misses(tmp_path):
+@pytest.mark.timeout(6 * 3600)
+def test_director_beats_the_flat_agent_on_pin_pad_over_three_seeds(tmp_path):
     env = {**os.environ, "RAY_AUTH_MODE": "disabled", "OMP_NUM_THREADS": "1"}
-    runs = {preset: tmp_path / preset for preset in ("pinpad_vector", "pinpad_vector_director")}
-    jobs = [subprocess.Popen([str(FORETHOUGHT), "train", "-c", preset, f"run.dir={run_dir}", "run.seed=0",
-                              "run.wandb=disabled", "--quiet"], cwd=ROOT, env=env,
-                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-            for preset, run_dir in runs.items()]  # side by side: one core each
-    for job in jobs:
-        _, err = job.communicate(timeout=3500)
-        assert job.returncode == 0, err[-3000:]
-    flat, director = (final_exploring_return(run_dir) for run_dir in runs.values())
-    greedy = {name: json.loads((run_dir / "eval.json").read_text())["return"]["mean"] for name, run_dir in runs.items()}
-    # a random walk completes the sequence about once per episode (+10); the flat agent's exploring return stays
-    # near that (7.3, 8.0 and 4.7 with seeds 0, 1, 2) and its greedy policy never completes it (0.0 each time);
-    # Director's greedy policy completed it in 2 of 5 episodes with seeds 0 and 1 (4.0; seed 2: 0.0); its
-    # exploring return reached 26.7 with seed 0 (single episodes up to +120) but 6.0 and 8.7 with seeds 1 and 2
-    assert greedy["pinpad_vector_director"] >= 2.0 > greedy["pinpad_vector"], greedy
-    assert flat is not None and director is not None, "no episode ended"
-    assert director >= 15.0 and director >= 2.0 * flat, {"flat": flat, "director": director}
+    exploring: dict[str, list[float | None]] = {"pinpad_vector": [], "pinpad_vector_director": []}
+    greedy: dict[str, list[float]] = {preset: [] for preset in exploring}
+    for seed in (0, 1, 2):
+        runs = {preset: tmp_path / f"{preset}-seed{seed}" for preset in exploring}
+        jobs = [subprocess.Popen([str(FORETHOUGHT), "train", "-c", preset, f"run.dir={run_dir}", f"run.seed={seed}",
+                                  "run.wandb=disabled", "--quiet"], cwd=ROOT, env=env,
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                for preset, run_dir in runs.items()]  # side by side: one core each
+        for job in jobs:
+            _, err = job.communicate(timeout=2 * 3600)
+            assert job.returncode == 0, err[-3000:]
+        for preset, run_dir in runs.items():
+            exploring[preset].append(final_exploring_return(run_dir))
+            greedy[preset].append(json.loads((run_dir / "eval.json").read_text())["return"]["mean"])
+    assert all(v is not None for values in exploring.values() for v in values), f"no episode ended: {exploring}"
+    flat, director = (sum(v) / 3 for v in exploring.values())  # type: ignore[arg-type]
+    # over seeds 0-2 (README, Results) a random walk completes the sequence about once per 2,000-step episode (+10);
+    # the flat agent's exploring return stays below that (6.0 to 8.0) and its greedy policy never completes it;
+    # Director's exploring return was 14.0 (18.7, 17.3, 6.0) on one host and its greedy policy completed the
+    # sequence on every seed (16, 4, 22)
+    assert director >= 1.5 * flat, {"exploring": exploring, "greedy": greedy}
+    assert sum(greedy["pinpad_vector_director"]) / 3 >= 2.0 > sum(greedy["pinpad_vector"]) / 3, greedy
