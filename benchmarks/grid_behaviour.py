@@ -6,7 +6,8 @@ seeded ``--seed`` + i), and prints for each the return per episode, the share of
 it stood on, the share of steps on its most visited cell and the share of steps that did not move it. Along every
 episode the agent's world model reads its own posterior state, so each row also gives, by cell kind (floor, pad 1,
 pad 2, ... where the task has a ``layout``), the share of steps there, the reward head's mean prediction and the task
-critic's mean value. The figures of README, Results, "Pin Pad vector: where the flat agent parks".
+critic's mean value. On Pin Pad vector runs it also reads the world model and critic over replay (``pinpad_replay``).
+The figures of README, Results, "Pin Pad vector: the world model misses the history's shift".
 
     python -m benchmarks.grid_behaviour runs/forethought-PinPadVector3-v0-seed0 --episodes 2
 """
