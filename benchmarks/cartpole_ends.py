@@ -12,27 +12,29 @@ bucketed by |x|. The figures of README, Results, "CartPole: sequences around epi
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from benchmarks.common import open_probe_run
-from forethought.diagnose import _agent_outputs, agent_discount, lane_streams, returns_to_go
+from forethought.diagnose import agent_discount, agent_lane_streams, agent_outputs, returns_to_go
 from forethought.evaluate import AgentPolicy
 
 BUCKETS = ((0.0, 1.0), (1.0, 1.8), (1.8, 2.2), (2.2, 2.5))
 
 
-def episode_ends(agent: object, env: object, episodes: int, seed: int, explore: bool) -> list[tuple[int, float, float]]:
+def episode_ends(agent: Any, env: Any, episodes: int, seed: int, explore: bool) -> list[tuple[int, float, float]]:
     """(length, cart position, pole angle at the last step) of each episode of ``env``."""
     ends = []
     for i in range(episodes):
         policy = AgentPolicy(agent, explore=explore)
         policy.reset(seed + i)
-        obs, _ = env.reset(seed=seed + i)  # type: ignore[attr-defined]
+        obs, _ = env.reset(seed=seed + i)
         length, done = 0, False
         while not done:
-            obs, _, terminated, truncated, _ = env.step(policy(obs))  # type: ignore[attr-defined]
+            obs, _, terminated, truncated, _ = env.step(policy(obs))
             length, done = length + 1, terminated or truncated
-        x, _, angle, _ = env.unwrapped.state  # type: ignore[attr-defined]
+        x, _, angle, _ = env.unwrapped.state
         ends.append((length, round(float(x), 2), round(float(angle), 2)))
     return ends
 
@@ -48,10 +50,8 @@ def main(argv: list[str] | None = None) -> None:
     for explore, ends in ends_by.items():
         edge = sum(length < 500 and abs(x) >= 2.4 for length, x, _ in ends)
         print(f"{'sampled' if explore else 'greedy'}: {edge} of {len(ends)} off an edge; (length, x, angle) {ends}")
-    keys = [*agent.world_model.keys, "action", "reward", "is_first", "is_terminal"]
-    for lane, stream in enumerate(lane_streams(checkpoint / "replay.npz")):
-        stream = {k: stream[k] for k in keys}
-        out = _agent_outputs(agent, stream)
+    for lane, stream in enumerate(agent_lane_streams(agent, checkpoint / "replay.npz")):
+        out = agent_outputs(agent, stream)
         returns, complete = returns_to_go(stream["reward"], stream["is_first"], stream["is_terminal"],
                                           agent_discount(agent))
         x, terminal = np.abs(stream["vector"][:, 0]), stream["is_terminal"].astype(bool)

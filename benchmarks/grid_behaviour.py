@@ -20,7 +20,15 @@ from typing import Any
 import numpy as np
 
 from benchmarks.common import open_probe_run
-from forethought.diagnose import _agent_outputs, agent_discount, lane_streams, returns_to_go, task_critic
+from envs.pinpad import HEIGHT, WIDTH
+from forethought.diagnose import (
+    agent_discount,
+    agent_lane_streams,
+    agent_outputs,
+    posterior,
+    returns_to_go,
+    task_critic,
+)
 from forethought.evaluate import AgentPolicy
 
 
@@ -75,19 +83,16 @@ def pinpad_replay(agent: Any, checkpoint: Any, env: Any, steps: int) -> dict[str
     import torch
 
     n = env.unwrapped.num_pads
-    keys = [*agent.world_model.keys, "action", "reward", "is_first", "is_terminal"]
-    stream = {k: v[:steps] for k, v in lane_streams(checkpoint / "replay.npz")[0].items() if k in keys}
-    out = _agent_outputs(agent, stream)
+    stream = {k: v[:steps] for k, v in agent_lane_streams(agent, checkpoint / "replay.npz")[0].items()}
+    wm, vec = agent.world_model, stream["vector"]
+    batch = {k: torch.as_tensor(v[None]) for k, v in stream.items()}
+    post = posterior(wm, batch)
+    out = agent_outputs(agent, stream, post)
     returns, complete = returns_to_go(stream["reward"], stream["is_first"], stream["is_terminal"],
                                       agent_discount(agent))
-    wm, vec = agent.world_model, stream["vector"]
-    start = 26 + n + 1  # position one-hots (26), the pad stood on (n + 1), then the history block and the countdown
+    start = (WIDTH - 2) + (HEIGHT - 2) + n + 1  # PinPad._vector: position one-hots, the pad stood on, then history
     history, countdown = vec[:, start : start + n * n].reshape(-1, n, n), vec[:, start + n * n]
     with torch.no_grad():
-        batch = {k: torch.as_tensor(v[None]) for k, v in stream.items()}
-        batch["is_first"] = batch["is_first"].clone()
-        batch["is_first"][:, 0] = True
-        post, _ = wm.observe(batch, sample=False)
         prior = wm.rssm.img_step({k: v[0, :-1] for k, v in post.items()}, batch["action"][0, :-1].float(), sample=False)
         decoded = {"prior": wm.decode(wm.rssm.feat(prior))["vector"].numpy(),
                    "posterior": wm.decode(wm.rssm.feat({k: v[0, 1:] for k, v in post.items()}))["vector"].numpy()}

@@ -74,17 +74,27 @@ def _mean(values: np.ndarray) -> float | None:
     return float(values.mean()) if len(values) else None
 
 
-def world_model_outputs(world_model: Any, batch: dict[str, Any], critic: Any = None) -> dict[str, Any]:
-    """Predicted reward and continuation [B, T] on the posterior states of a batch of windows (the first step of
-    each starts the model's context, as in sampled windows), and with ``critic`` (an actor-critic, or the planner's
-    task value) its value and, where it has an actor, the actor's entropy; torch tensors, without gradients."""
+def posterior(world_model: Any, batch: dict[str, Any]) -> dict[str, Any]:
+    """The posterior states [B, T, ...] of a batch of windows (torch tensors), without gradients; the first step of
+    each window starts the model's context, as in sampled windows."""
+    import torch
+
+    batch = {**batch, "is_first": batch["is_first"].clone()}
+    batch["is_first"][:, 0] = True
+    with torch.no_grad():
+        return world_model.observe(batch, sample=False)[0]
+
+
+def world_model_outputs(world_model: Any, batch: dict[str, Any], critic: Any = None,
+                        post: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Predicted reward and continuation [B, T] on the posterior states of a batch of windows (``posterior``, or
+    ``post`` where the caller has it), and with ``critic`` (an actor-critic, or the planner's task value) its value
+    and, where it has an actor, the actor's entropy; torch tensors, without gradients."""
     import torch
 
     batch = {k: torch.as_tensor(v) for k, v in batch.items()}
-    batch["is_first"] = batch["is_first"].clone()
-    batch["is_first"][:, 0] = True
+    post = posterior(world_model, batch) if post is None else post
     with torch.no_grad():
-        post, _ = world_model.observe(batch, sample=False)
         feat = world_model.rssm.feat(post)
         out = {"reward": world_model.reward(feat), "cont": world_model.cont(feat)}
         if critic is not None:
@@ -94,11 +104,18 @@ def world_model_outputs(world_model: Any, batch: dict[str, Any], critic: Any = N
     return out
 
 
-def _agent_outputs(agent: Any, stream: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+def agent_outputs(agent: Any, stream: dict[str, np.ndarray], post: dict[str, Any] | None = None
+                  ) -> dict[str, np.ndarray]:
     """Per step of a stream: predicted reward and continuation, and the task critic's value (``task_critic``) with,
-    for flat agents, the actor's entropy, on the posterior states."""
-    out = world_model_outputs(agent.world_model, {k: v[None] for k, v in stream.items()}, task_critic(agent))
+    for flat agents, the actor's entropy, on the posterior states (``post``, [1, T, ...], where the caller has them)."""
+    out = world_model_outputs(agent.world_model, {k: v[None] for k, v in stream.items()}, task_critic(agent), post)
     return {k: v[0].numpy().astype(np.float64) for k, v in out.items()}
+
+
+def agent_lane_streams(agent: Any, path: Path) -> list[dict[str, np.ndarray]]:
+    """``lane_streams`` of a replay with only what the agent's world model reads and the step flags."""
+    keys = [*agent.world_model.keys, "action", "reward", "is_first", "is_terminal"]
+    return [{k: stream[k] for k in keys} for stream in lane_streams(path)]
 
 
 def diagnose(target: Path, step: int | None = None) -> dict[str, Any]:
@@ -116,13 +133,11 @@ def diagnose(target: Path, step: int | None = None) -> dict[str, Any]:
         max_entropy = _max_entropy(env.action_space)
     finally:
         env.close()
-    keys = [*agent.world_model.keys, "action", "reward", "is_first", "is_terminal"]
     discount = agent_discount(agent)
     rows: dict[str, list[np.ndarray]] = {}
     distinct: set[bytes] = set()
-    for stream in lane_streams(replay_path):
-        stream = {k: stream[k] for k in keys}
-        outputs = _agent_outputs(agent, stream)
+    for stream in agent_lane_streams(agent, replay_path):
+        outputs = agent_outputs(agent, stream)
         returns, complete = returns_to_go(stream["reward"], stream["is_first"], stream["is_terminal"], discount)
         for name, value in {**outputs, "true_reward": stream["reward"].astype(np.float64), "return": returns,
                             "complete": complete, "is_first": stream["is_first"].astype(bool),
