@@ -79,7 +79,9 @@ def pinpad_replay(agent: Any, checkpoint: Any, env: Any, steps: int) -> dict[str
     value against the discounted return that followed, by the last two pads of the history; and at the steps where
     the history changed (a pad other than the last one entered), how often the history decoded from the prior (one
     step of the dynamics from the previous posterior, along the action taken) and from the posterior is right, then
-    the posterior one and two steps later; at completions, the countdown both decode (true: 1) and the reward head."""
+    the posterior one and two steps later (right: every slot decodes as empty where it is, else as its pad); how
+    often both decode the agent's cell right over all steps; at completions, the countdown both decode (true: 1)
+    and the reward head on the posterior and on the prior (what imagination would read there)."""
     import torch
 
     n = env.unwrapped.num_pads
@@ -94,6 +96,7 @@ def pinpad_replay(agent: Any, checkpoint: Any, env: Any, steps: int) -> dict[str
     history, countdown = vec[:, start : start + n * n].reshape(-1, n, n), vec[:, start + n * n]
     with torch.no_grad():
         prior = wm.rssm.img_step({k: v[0, :-1] for k, v in post.items()}, batch["action"][0, :-1].float(), sample=False)
+        prior_reward = wm.reward(wm.rssm.feat(prior)).numpy()  # [T - 1]: what imagination would read there
         decoded = {"prior": wm.decode(wm.rssm.feat(prior))["vector"].numpy(),
                    "posterior": wm.decode(wm.rssm.feat({k: v[0, 1:] for k, v in post.items()}))["vector"].numpy()}
     filled = history.sum(2) > 0
@@ -108,19 +111,25 @@ def pinpad_replay(agent: Any, checkpoint: Any, env: Any, steps: int) -> dict[str
         if mask.any():
             by_history[name] = (float(mask.mean()), float(out["value"][mask].mean()), float(returns[mask].mean()))
 
-    def right(rec: np.ndarray, at: np.ndarray) -> float:
-        got = rec[at - 1, start : start + n * n].reshape(-1, n, n).argmax(2) == history[at].argmax(2)
-        return float((got | ~filled[at]).all(1).mean()) if len(at) else float("nan")
+    def right(rec: np.ndarray, at: np.ndarray) -> float:  # every slot: empty where empty, else the right pad
+        rows = rec[at - 1, start : start + n * n].reshape(-1, n, n)
+        got = ((rows.max(2) > 0.5) == filled[at]) & ((rows.argmax(2) == history[at].argmax(2)) | ~filled[at])
+        return float(got.all(1).mean()) if len(at) else float("nan")
+
+    def cell(rows: np.ndarray) -> np.ndarray:  # (column, row) of the position one-hots
+        return np.stack([rows[:, : WIDTH - 2].argmax(1), rows[:, WIDTH - 2 : start - n - 1].argmax(1)], 1)
 
     changed = np.nonzero((np.abs(history[1:] - history[:-1]).sum((1, 2)) > 0) & ~stream["is_first"][1:])[0] + 1
     done = np.nonzero(countdown[1:] == 1.0)[0] + 1
     return {"by_history": by_history, "changes": len(changed), "steps": len(vec),
             "prior_right": right(decoded["prior"], changed), "posterior_right": right(decoded["posterior"], changed),
             "posterior_later": [right(decoded["posterior"], changed[changed + k < len(vec)] + k) for k in (1, 2)],
+            "position_right": {name: float((cell(rec) == cell(vec[1:])).all(1).mean())
+                               for name, rec in decoded.items()},
             "completions": {name: [round(float(x), 2) for x in values] for name, values in (
                 ("prior_countdown", decoded["prior"][done - 1, start + n * n]),
                 ("posterior_countdown", decoded["posterior"][done - 1, start + n * n]),
-                ("reward_head", out["reward"][done]))}}
+                ("reward_head", out["reward"][done]), ("prior_reward_head", prior_reward[done - 1]))}}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -145,6 +154,8 @@ def main(argv: list[str] | None = None) -> None:
             print(f"history changed at {replay['changes']} steps; decoded history right: prior "
                   f"{replay['prior_right']:.3f}, posterior {replay['posterior_right']:.3f}, "
                   f"posterior 1 and 2 steps later {later}")
+            print("position decoded right over all steps: " + ", ".join(
+                f"{name} {share:.3f}" for name, share in replay["position_right"].items()))
             print(f"completions: {replay['completions']}")
     finally:
         env.close()

@@ -186,6 +186,23 @@ class Replay:
                  rng=np.array(repr(self.rng.bit_generator.state)))
         os.replace(tmp, path)
 
+    @classmethod
+    def from_file(cls, path: str | os.PathLike[str], seed: int = 0, **sampling: Any) -> Replay:
+        """A buffer of the layout a ``save`` file holds (its spec, lanes and capacity), restored from it; ``sampling``
+        takes the constructor's sampling settings (``reward_fraction``, ...)."""
+        import ast
+
+        try:
+            with np.load(path, allow_pickle=False) as archive:
+                meta = ast.literal_eval(str(archive["meta"]))
+            spec = {k: (tuple(shape), np.dtype(dtype)) for k, (shape, dtype) in meta["spec"].items()}
+            lanes, lane_size = int(meta["lanes"]), int(meta["lane_size"])
+        except (OSError, KeyError, ValueError, SyntaxError, TypeError) as error:
+            raise ValueError(f"'{path}' is not a readable replay file ({type(error).__name__}: {error})") from None
+        replay = cls(spec, lanes * lane_size, lanes, seed=seed, **sampling)
+        replay.load(path)
+        return replay
+
     def load(self, path: str | os.PathLike[str]) -> None:
         """Restore what ``save`` wrote; a buffer of another shape or format is refused by name."""
         import ast

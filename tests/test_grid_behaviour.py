@@ -77,6 +77,10 @@ def test_pin_pad_replay_figures_count_history_changes_and_completions(tmp_path):
     history = np.array(steps["vector"])[:, 30:39]
     assert result["steps"] == count and result["changes"] == int((np.abs(np.diff(history, axis=0)).sum(1) > 0).sum())
     assert result["changes"] >= 7  # pads 1, 2 and 3 each round, less any repeat of the last pad
+    assert len(result["completions"]) == 4  # posterior and prior: countdown and reward head
     assert all(len(v) == 3 for v in result["completions"].values())  # three completions, each read once
+    assert set(result["position_right"]) == {"prior", "posterior"}
+    shares = (result["prior_right"], result["posterior_right"], *result["position_right"].values())
+    assert all(0 <= v <= 1 for v in shares)
     assert all(0.0 <= x <= 1.0 for x in [result["prior_right"], result["posterior_right"], *result["posterior_later"]])
     assert "last pads 1, 2" in result["by_history"]

@@ -139,6 +139,24 @@ def test_kl_balance_golden_values_and_gradient_routing():
     assert torch.autograd.grad((dyn + rep).sum(), prior, allow_unused=True)[0].abs().sum() == 0
 
 
+def test_prior_heads_train_the_reward_and_continue_heads_on_the_prior_and_the_prior_with_them():
+    batch = make_batch()
+    plain, both = tiny(free_nats=0.0), tiny(free_nats=0.0, prior_heads=0.5)
+    loss, metrics = both.loss(batch)
+    assert "world_model/loss_prior_reward" not in plain.loss(batch)[1]
+    prediction = sum(metrics[f"world_model/loss_{k}"] for k in ("image", "vector", "reward", "cont", "prior_reward",
+                                                                 "prior_cont"))
+    assert loss.item() == pytest.approx(prediction + 0.5 * metrics["world_model/loss_dyn"]
+                                        + 0.1 * metrics["world_model/loss_rep"], rel=1e-5)
+    # without the dynamics loss, only the heads on the prior's features train the prior's network
+    for model in (tiny(free_nats=0.0, dyn_scale=0.0), tiny(free_nats=0.0, dyn_scale=0.0, prior_heads=0.5)):
+        model.loss(batch)[0].backward()
+        grad = model.rssm.prior_net[-1].weight.grad
+        assert (grad is not None and grad.abs().sum() > 0) == bool(model.config.prior_heads)
+    with pytest.raises(ValueError, match="prior_heads must be at least 0"):
+        WorldModelConfig(prior_heads=-1.0)
+
+
 def test_world_model_loss_uses_the_published_balance():
     model, batch = tiny(free_nats=0.0), make_batch()
     loss, metrics = model.loss(batch)

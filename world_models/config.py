@@ -45,6 +45,9 @@ class WorldModelConfig:
     """Weight of the dynamics loss KL(sg(posterior) || prior), which trains the prior."""
     rep_scale: float = 0.1
     """Weight of the representation loss KL(posterior || sg(prior)), which trains the posterior."""
+    prior_heads: float = 0.0
+    """Weight of the reward and continue losses on the prior's features too (what imagination reads), beside the
+    posterior's; 0 trains the heads on the posterior only, as DreamerV3 does."""
     lr: float = 1e-4
     """Adam learning rate."""
     eps: float = 1e-8
@@ -59,6 +62,8 @@ class WorldModelConfig:
         if bad or self.layers < 0:
             raise ValueError(f"world-model sizes must be positive integers (layers may be 0), got "
                              f"{bad or {'layers': self.layers}}")
+        if self.prior_heads < 0:
+            raise ValueError(f"prior_heads must be at least 0, got {self.prior_heads}")
         if self.reward_readout not in ("symlog", "raw"):
             raise ValueError(f"reward_readout must be 'symlog' or 'raw', got {self.reward_readout!r}")
         if self.deter % self.blocks:

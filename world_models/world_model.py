@@ -157,6 +157,12 @@ class WorldModel(nn.Module):
         cont_target = 1.0 - batch["is_terminal"].float()
         losses["loss_cont"] = F.binary_cross_entropy_with_logits(
             self.cont_head(feat).squeeze(-1), cont_target, reduction="none")
+        if c.prior_heads:  # the heads also read the prior's features, as in imagination; the dynamics learn from it
+            prior_feat = self.rssm.feat(prior)
+            losses["loss_prior_reward"] = -c.prior_heads * TwoHot(
+                self.reward_head(prior_feat), self.bins, self.raw_reward).log_prob(batch["reward"].float())
+            losses["loss_prior_cont"] = c.prior_heads * F.binary_cross_entropy_with_logits(
+                self.cont_head(prior_feat).squeeze(-1), cont_target, reduction="none")
         prediction = sum(losses.values())
         dyn_kl, _, dyn, rep = kl_balance(post["logits"], prior["logits"], c.free_nats)
         total = (prediction + c.dyn_scale * dyn + c.rep_scale * rep).mean()
