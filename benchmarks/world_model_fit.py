@@ -23,8 +23,6 @@ from typing import Any
 
 import numpy as np
 
-STEP_KEYS = ("action", "reward", "is_first", "is_terminal")
-
 
 def fit(run_dir: Path, checkpoint: Path, overrides: list[str], updates: int, every: int, seed: int,
         replay_steps: int) -> list[dict[str, Any]]:
@@ -35,7 +33,7 @@ def fit(run_dir: Path, checkpoint: Path, overrides: list[str], updates: int, eve
     from forethought.config import load_config
     from forethought.evaluate import make_env
     from forethought.loading import build_agent_for
-    from forethought.replay import Replay
+    from forethought.replay import STEP_KEYS, Replay
 
     config = load_config([str(run_dir / "config.yaml")], [f"run.dir={run_dir}", *overrides])
     env = make_env(config)
@@ -43,7 +41,7 @@ def fit(run_dir: Path, checkpoint: Path, overrides: list[str], updates: int, eve
     agent = build_agent_for(config, env.observation_space, env.action_space)
     model = agent.world_model
     replay = Replay.from_file(checkpoint / "replay.npz")
-    replay.rng = np.random.default_rng(seed)
+    replay.rng = np.random.default_rng(seed)  # the fit's own draws, not the run's saved stream
     keys = [*model.keys, *STEP_KEYS]
     pinpad = hasattr(env.unwrapped, "history") and "vector" in model.keys
     reports: list[dict[str, Any]] = []

@@ -28,6 +28,7 @@ import numpy as np
 
 from forethought import loading, run_folder
 from forethought.config import env_kwargs, load_config
+from forethought.replay import STEP_KEYS
 
 
 def lane_streams(path: Path) -> list[dict[str, np.ndarray]]:
@@ -114,7 +115,7 @@ def agent_outputs(agent: Any, stream: dict[str, np.ndarray], post: dict[str, Any
 
 def agent_lane_streams(agent: Any, path: Path) -> list[dict[str, np.ndarray]]:
     """``lane_streams`` of a replay with only what the agent's world model reads and the step flags."""
-    keys = [*agent.world_model.keys, "action", "reward", "is_first", "is_terminal"]
+    keys = [*agent.world_model.keys, *STEP_KEYS]
     return [{k: stream[k] for k in keys} for stream in lane_streams(path)]
 
 

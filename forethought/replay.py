@@ -20,6 +20,8 @@ from typing import Any
 import numpy as np
 
 FORMAT_VERSION = 1
+#: what every stored step holds besides the observation keys
+STEP_KEYS = ("action", "reward", "is_first", "is_terminal")
 
 
 class Replay:
@@ -50,7 +52,7 @@ class Replay:
         self.reward_fraction, self.reward_starts = reward_fraction, reward_starts
         self.terminal_fraction = terminal_fraction
         self.spec = {k: (tuple(shape), np.dtype(dtype)) for k, (shape, dtype) in spec.items()}
-        for key in ("action", "reward", "is_first", "is_terminal"):
+        for key in STEP_KEYS:
             if key not in self.spec:
                 raise ValueError(f"replay spec needs '{key}'; it has {sorted(self.spec)}")
         self.lanes, self.lane_size = lanes, capacity // lanes
@@ -187,9 +189,9 @@ class Replay:
         os.replace(tmp, path)
 
     @classmethod
-    def from_file(cls, path: str | os.PathLike[str], seed: int = 0, **sampling: Any) -> Replay:
-        """A buffer of the layout a ``save`` file holds (its spec, lanes and capacity), restored from it; ``sampling``
-        takes the constructor's sampling settings (``reward_fraction``, ...)."""
+    def from_file(cls, path: str | os.PathLike[str], **sampling: Any) -> Replay:
+        """A buffer of the layout a ``save`` file holds (its spec, lanes and capacity), restored from it, random state
+        included; ``sampling`` takes the constructor's sampling settings (``reward_fraction``, ...)."""
         import ast
 
         try:
@@ -199,7 +201,7 @@ class Replay:
             lanes, lane_size = int(meta["lanes"]), int(meta["lane_size"])
         except (OSError, KeyError, ValueError, SyntaxError, TypeError) as error:
             raise ValueError(f"'{path}' is not a readable replay file ({type(error).__name__}: {error})") from None
-        replay = cls(spec, lanes * lane_size, lanes, seed=seed, **sampling)
+        replay = cls(spec, lanes * lane_size, lanes, **sampling)
         replay.load(path)
         return replay
 

@@ -11,9 +11,8 @@ import torch
 from ray.rllib.core import DEFAULT_MODULE_ID
 from ray.rllib.core.learner.torch.torch_learner import TorchLearner
 
+from forethought.replay import STEP_KEYS
 from forethought.threads import ThreadTuner, usable_cores
-
-BATCH_KEYS = ("action", "reward", "is_first", "is_terminal")
 
 
 def average_tensors(tensors: list[torch.Tensor]) -> None:
@@ -80,7 +79,7 @@ class AgentLearner(TorchLearner):
     def _update(self, batch: dict[str, Any], **kwargs: Any) -> tuple[Any, Any, Any]:
         module = self.module[DEFAULT_MODULE_ID].unwrapped()
         data = batch[DEFAULT_MODULE_ID]
-        keys = [*module.agent.world_model.keys, *BATCH_KEYS, *(k for k in ("no_start",) if k in data)]
+        keys = [*module.agent.world_model.keys, *STEP_KEYS, *(k for k in ("no_start",) if k in data)]
         threads = torch.get_num_threads()
         begin = time.perf_counter()
         with torch.autocast(self._device.type, dtype=self.precision, enabled=self.precision != torch.float32):
