@@ -7,8 +7,11 @@ per record that holds the sweep's metric (the greedy evaluations, every train.ev
 eval/return); ASHA compares trials at its rungs of env steps. A trial that ASHA stops, or that an interrupted sweep
 stops, writes a checkpoint first. Interrupting the sweep (Ctrl-C, SIGTERM) saves Tune's state in the sweep's
 ``tune/`` folder; the same command resumes it: finished trials stay finished and unfinished ones resume from their
-run folders' checkpoints. At the end ``summary.md`` and ``summary.json`` give each setting's final metric over its
-seeds (mean, std with ddof=1, every seed).
+run folders' checkpoints. An interrupted sweep first asks its running trials to stop (a small named actor carries
+the request, so trials on other nodes hear it too): each one checkpoints at the end of its current round of training
+and says so, and only then, or after ``STOP_GRACE_S``, does Tune end the run (it kills a trial that has not answered
+within seconds, which is why it is not left to Tune). A second signal ends it at once. At the end ``summary.md`` and
+``summary.json`` give each setting's final metric over its seeds (mean, std with ddof=1, every seed).
 """
 
 from __future__ import annotations
@@ -18,8 +21,11 @@ import math
 import os
 import signal
 import threading
+import time
+from collections.abc import Callable
 from typing import Any
 
+import ray
 from ray import tune
 from tqdm import tqdm
 
@@ -33,6 +39,72 @@ from forethought.train import Training, start_ray
 #: set when a SIGINT (or a SIGTERM, turned into one) ends Tune's run early; a process-wide flag because a resumed
 #: sweep runs the callback that Tune saved with its state, not the one made here
 INTERRUPTED = threading.Event()
+#: how long an interrupted sweep waits for its running trials to checkpoint before it ends them anyway
+STOP_GRACE_S = 120.0
+
+
+@ray.remote(num_cpus=0)
+class StopFlag:
+    """Shared by a sweep's driver and its trials: whether the sweep is stopping, and which trials have checkpointed
+    since it was asked to."""
+
+    def __init__(self) -> None:
+        self.asked = False
+        self.stopped: set[str] = set()
+
+    def ask(self) -> None:
+        self.asked = True
+
+    def is_asked(self) -> bool:
+        return self.asked
+
+    def stop(self, trial_id: str) -> None:
+        self.stopped.add(trial_id)
+
+    def stopped_trials(self) -> set[str]:
+        return self.stopped
+
+
+class Stopping:
+    """The driver's side of a stop: the first SIGINT (or SIGTERM, turned into one) asks the trials through the flag;
+    once every running trial has checkpointed, or after STOP_GRACE_S, or at a second signal, Tune's own handler ends
+    the run and saves its state. Process-wide (see INTERRUPTED)."""
+
+    def __init__(self) -> None:
+        self.flag: Any = None
+        self.asked_at: float | None = None
+        self.polled = 0.0
+        self.end_tune: Callable[[int, Any], Any] | None = None
+        self.say: Callable[[str], Any] = print
+
+    def reset(self, flag: Any) -> None:
+        self.flag, self.asked_at, self.end_tune = flag, None, None
+
+    def on_signal(self, signum: int, frame: Any) -> None:
+        INTERRUPTED.set()
+        if self.asked_at is None and self.flag is not None:
+            self.asked_at = time.monotonic()
+            self.flag.ask.remote()
+            self.say("stopping: each running trial writes a checkpoint first (Ctrl-C again to stop at once)")
+        else:
+            self.end()
+
+    def poll(self, running: set[str]) -> None:
+        """End Tune's run once every running trial has checkpointed (asked at most twice a second)."""
+        now = time.monotonic()
+        if self.asked_at is None or self.end_tune is None or now - self.polled < 0.5:
+            return
+        self.polled = now
+        if running <= ray.get(self.flag.stopped_trials.remote()) or now - self.asked_at > STOP_GRACE_S:
+            self.end()
+
+    def end(self) -> None:
+        handler, self.end_tune = self.end_tune, None
+        if callable(handler):
+            handler(signal.SIGINT, None)
+
+
+STOPPING = Stopping()
 
 
 def _index(trial_id: str) -> str:
@@ -42,9 +114,16 @@ def _index(trial_id: str) -> str:
 class Trial(tune.Trainable):
     """One trial: a training run whose Tune steps end at each record that holds the sweep's metric."""
 
-    def setup(self, config: dict[str, Any], sweep: Sweep) -> None:  # type: ignore[override]
+    def setup(self, config: dict[str, Any], sweep: Sweep, stop_flag: str = "") -> None:  # type: ignore[override]
         self.metric = sweep.metric
+        self.flag = ray.get_actor(stop_flag) if stop_flag else None
+        self.asked = False
         self.session = Training(trial_config(sweep, config, _index(self.trial_id)), console=False)
+
+    def _stop_asked(self) -> bool:
+        """Whether the sweep is stopping (asked of its flag once per round of training)."""
+        self.asked = self.asked or (self.flag is not None and bool(ray.get(self.flag.is_asked.remote())))
+        return self.asked
 
     def _result(self, record: dict[str, Any], done: bool = False) -> dict[str, Any]:
         result = {key: value for key, value in record.items() if key != "summary" and value is not None}
@@ -52,12 +131,16 @@ class Trial(tune.Trainable):
 
     def step(self) -> dict[str, Any]:
         session = self.session
-        while not session.done:
-            record = session.advance()
-            if session.done:
+        while not session.done and not self._stop_asked():
+            record = session.advance(self._stop_asked)
+            if session.done or self.asked:
                 break
             if record is not None and record.get(self.metric) is not None:
                 return self._result(record)
+        if self.asked and self.flag is not None:  # the round's record is written; Tune ends this actor once all
+            session.interrupt()                      # running trials have checkpointed
+            ray.get(self.flag.stop.remote(self.trial_id))
+            threading.Event().wait()
         return self._result(session.finish(), done=True)
 
     def save_checkpoint(self, checkpoint_dir: str) -> dict[str, Any]:
@@ -126,19 +209,17 @@ class Progress(tune.Callback):
 
     def setup(self, stop: Any = None, num_samples: int | None = None, total_num_samples: int | None = None,
               **info: Any) -> None:
-        """Note a SIGINT (Tune's own handler, installed by now, ends the run and saves its state); start the bar
-        here, so that its clock (and the rate it shows) counts from the sweep's start, not its first result."""
+        """Take SIGINT over from Tune's own handler (installed by now; it ends the run and saves its state), which
+        STOPPING calls once the trials have checkpointed; start the bar here, so that its clock (and the rate it
+        shows) counts from the sweep's start, not its first result."""
         INTERRUPTED.clear()
-        self._bar()
+        STOPPING.say = self._bar().write
         if threading.current_thread() is threading.main_thread():
-            tune_handler = signal.getsignal(signal.SIGINT)
+            STOPPING.end_tune = signal.getsignal(signal.SIGINT)  # type: ignore[assignment]
+            signal.signal(signal.SIGINT, STOPPING.on_signal)
 
-            def noted(signum: int, frame: Any) -> None:
-                INTERRUPTED.set()
-                if callable(tune_handler):
-                    tune_handler(signum, frame)
-
-            signal.signal(signal.SIGINT, noted)
+    def on_step_end(self, iteration: int, trials: list, **info: Any) -> None:
+        STOPPING.poll({trial.trial_id for trial in trials if trial.status == "RUNNING"})
 
     def _bar(self) -> Any:
         if self.bar is None:
@@ -252,7 +333,10 @@ def run_sweep(sweep: Sweep, progress: bool = True) -> dict[str, Any]:
     with stderr_to_log(sweep.folder):
         start_ray(probe)
         route_library_logs(sweep.folder)
-    trainable = tune.with_resources(tune.with_parameters(Trial, sweep=sweep), resources(sweep))
+    # a flag of its own name per run of the command (a resumed sweep's trials get the new one)
+    flag_name = f"forethought-stop-{os.getpid()}-{time.time_ns()}"
+    STOPPING.reset(StopFlag.options(name=flag_name).remote())  # type: ignore[attr-defined]
+    trainable = tune.with_resources(tune.with_parameters(Trial, sweep=sweep, stop_flag=flag_name), resources(sweep))
     state = sweep.folder / "tune"
     if resumed and tune.Tuner.can_restore(str(state)):
         tuner = tune.Tuner.restore(str(state), trainable, resume_unfinished=True, resume_errored=True)

@@ -34,8 +34,10 @@ def steps(run_dir: Path) -> list[int]:
 
 def test_seeds_run_as_parallel_trials_stop_on_sigterm_and_resume(tmp_path):
     folder = tmp_path / "seeds"
+    # no greedy evaluation before the end, so each trial's Tune step lasts its whole run, as with the presets'
+    # evaluations thousands of env steps apart: a stop must not wait for the step's end (Tune would kill the trial)
     args = ["train", "-c", "keydoor_vector", "debug", "run.seeds=[0, 1]", f"run.dir={folder}", "train.steps=768",
-            "train.eval_every=256", "train.checkpoint_every=128", *TINY, "--quiet"]
+            "train.eval_every=768", "train.checkpoint_every=128", *TINY, "--quiet"]
     first = forethought(*args)
     deadline = time.time() + 240
     while not any((folder / "seed0" / "checkpoints").glob("step_*/complete")) and time.time() < deadline:
