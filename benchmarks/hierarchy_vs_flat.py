@@ -76,6 +76,22 @@ def ppo_observation(env: Any) -> Any:
     return Single(env)
 
 
+#: image sizes (height, width) that RLlib's default CNN has a layout for; PPO sees other sizes' envs at 64 x 64
+PPO_IMAGE_SIZES = {(42, 42), (64, 64), (84, 84), (10, 10)}
+
+
+def ppo_config(preset: str, overrides: list[str]) -> tuple[Any, str]:
+    """The preset's config for PPO, with images at 64 x 64 where RLlib's default CNN has no layout for the preset's
+    size, and a note for the record's command saying so ('' if unchanged)."""
+    from forethought.config import load_config
+
+    config = load_config([preset], overrides)
+    if tuple(config.env.image_size) in PPO_IMAGE_SIZES:
+        return config, ""
+    return (load_config([preset], [*overrides, "env.image_size=[64, 64]"]),
+            ", images (if any) at 64 x 64, a size RLlib's default CNN has a layout for")
+
+
 def run_ppo(task: str, seed: int, steps: int, run_dir: Path, preset: str | None = None, eval_every: int = 0,
             eval_episodes: int = 0, quick: bool = False) -> dict[str, Any]:
     """Train RLlib's PPO (new API stack, default model and hyperparameters) on the same env as ``task``'s preset
@@ -90,9 +106,9 @@ def run_ppo(task: str, seed: int, steps: int, run_dir: Path, preset: str | None 
 
     import envs
     from envs.wrappers import SeededReset
-    from forethought.config import env_kwargs, load_config
+    from forethought.config import env_kwargs
 
-    config = load_config([preset or TASKS[task][0]], [f"run.dir={run_dir}", f"run.seed={seed}"])
+    config, resized = ppo_config(preset or TASKS[task][0], [f"run.dir={run_dir}", f"run.seed={seed}"])
     kwargs = env_kwargs(config)
 
     def create(env_config: dict[str, Any]) -> gym.Env:
@@ -130,7 +146,7 @@ def run_ppo(task: str, seed: int, steps: int, run_dir: Path, preset: str | None 
         algo.stop()
         ray.shutdown()
     return {"curve": curve, "eval_return": evaluation, "wall_s": time.perf_counter() - start, "greedy": greedy,
-            "command": "RLlib PPOConfig() defaults, 1 env runner" + (", quick iterations" if quick else "")}
+            "command": "RLlib PPOConfig() defaults, 1 env runner" + resized + (", quick iterations" if quick else "")}
 
 
 def _evaluate_ppo(module: Any, create: Any, seed: int, episodes: int) -> float:

@@ -50,3 +50,13 @@ def test_ppo_sees_images_as_floats_in_0_1_and_vectors_as_they_are():
     assert obs.shape == (64, 64, 3) and 0.0 <= obs.min() and obs.max() <= 1.0 and obs.max() > 0.5
     vector = ppo_observation(make("forethought/KeyDoorVector-v0", seed=0))
     assert vector.observation_space.contains(vector.reset(seed=0)[0])
+
+
+def test_ppo_gets_images_at_a_size_its_default_cnn_has_a_layout_for():
+    from benchmarks.hierarchy_vs_flat import ppo_config
+
+    pixels, note = ppo_config("keydoor", ["run.seed=1"])  # the preset's 32 x 32: RLlib's catalog has no layout
+    assert pixels.env.image_size == (64, 64) and "64 x 64" in note and pixels.run.seed == 1
+    assert pixels.env.id == "forethought/KeyDoor-v0" and pixels.train.train_ratio == 96
+    minigrid, note = ppo_config("minigrid", [])  # 64 x 64 already
+    assert minigrid.env.image_size == (64, 64) and note == ""
