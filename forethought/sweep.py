@@ -131,7 +131,8 @@ class Trial(tune.Trainable):
 
     def step(self) -> dict[str, Any]:
         session = self.session
-        while not session.done and not self._stop_asked():
+        self._stop_asked()  # read once before the first round; advance reads it after every round
+        while not session.done and not self.asked:
             record = session.advance(self._stop_asked)
             if session.done or self.asked:
                 break
